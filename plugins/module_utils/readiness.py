@@ -1,0 +1,316 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026, Baton maintainers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""HTTP readiness polling used by the ``baton.deploy.wait_ready`` module.
+
+This file is deliberately independent of ``AnsibleModule`` so it can be unit
+tested (and reused by other plugins) without going through module plumbing.
+
+The main entry point is :func:`wait_ready`, which polls a URL until it has seen
+``passes`` *consecutive* successful responses or an overall deadline expires.
+Any failed attempt (unexpected status, connection error, per-request timeout,
+body or header mismatch) resets the consecutive counter to zero.
+"""
+
+from __future__ import annotations
+
+import errno
+import re
+import socket
+import time
+import traceback
+
+try:
+    import requests
+    import requests.exceptions
+except ImportError:
+    HAS_REQUESTS = False
+    REQUESTS_IMPORT_ERROR = traceback.format_exc()
+else:
+    HAS_REQUESTS = True
+    REQUESTS_IMPORT_ERROR = None
+
+
+DEFAULT_STATUS_CODES = (200,)
+DEFAULT_PASSES = 3
+DEFAULT_INTERVAL = 0.2
+MAX_INTERVAL = 60.0
+DEFAULT_TIMEOUT = 60.0
+MAX_REQUEST_TIMEOUT_DEFAULT = 2.0
+METHODS = ('GET', 'HEAD')
+
+# How much of a non-matching body is quoted back in last_error.
+_BODY_SNIPPET_CHARS = 80
+
+
+class ReadinessResult:
+    """Outcome of a :func:`wait_ready` run.
+
+    Attributes:
+        ready: True when ``passes`` consecutive passes were seen before the deadline.
+        elapsed: seconds from start to finish (rounded to 3 decimals).
+        attempts: number of requests made.
+        passes: length of the final streak of consecutive passes.
+        last_status: HTTP status of the last attempt, or None if it got no response.
+        last_error: why the last attempt failed, or None if it passed.
+        first_pass_elapsed: seconds (since start) at which the first pass of the
+            final streak was observed, or None when the final streak is empty.
+    """
+
+    __slots__ = ('ready', 'elapsed', 'attempts', 'passes', 'last_status', 'last_error', 'first_pass_elapsed')
+
+    def __init__(self, ready=False, elapsed=0.0, attempts=0, passes=0, last_status=None, last_error=None,
+                 first_pass_elapsed=None):
+        self.ready = ready
+        self.elapsed = elapsed
+        self.attempts = attempts
+        self.passes = passes
+        self.last_status = last_status
+        self.last_error = last_error
+        self.first_pass_elapsed = first_pass_elapsed
+
+    def as_dict(self):
+        return {name: getattr(self, name) for name in self.__slots__}
+
+    def __repr__(self):
+        return 'ReadinessResult(%s)' % ', '.join('%s=%r' % (name, getattr(self, name)) for name in self.__slots__)
+
+
+def default_request_timeout(timeout):
+    """Per-request timeout used when none is given: ``min(2, timeout)``."""
+    return min(MAX_REQUEST_TIMEOUT_DEFAULT, float(timeout))
+
+
+def validate_params(url, status_codes=DEFAULT_STATUS_CODES, body_regex=None, expected_headers=None,
+                    passes=DEFAULT_PASSES, interval=DEFAULT_INTERVAL, timeout=DEFAULT_TIMEOUT,
+                    request_timeout=None, method='GET'):
+    """Check polling parameters.
+
+    Returns a list of human-readable problems; an empty list means valid.
+    """
+    errors = []
+    if not isinstance(url, str) or not re.match(r'^https?://[^/?#\s]+', url, re.IGNORECASE):
+        errors.append('url must be an absolute http:// or https:// URL, got %r' % (url,))
+    codes = list(status_codes or [])
+    if not codes:
+        errors.append('status_codes must contain at least one HTTP status code')
+    bad_codes = [code for code in codes if isinstance(code, bool) or not isinstance(code, int) or not 100 <= code <= 599]
+    if bad_codes:
+        errors.append('status_codes must be HTTP status codes between 100 and 599, got %s'
+                      % ', '.join(repr(code) for code in bad_codes))
+    if body_regex is not None:
+        try:
+            re.compile(body_regex)
+        except re.error as exc:
+            errors.append('body_regex %r is not a valid regular expression: %s' % (body_regex, exc))
+        if str(method).upper() == 'HEAD':
+            errors.append('body_regex cannot be used with method=HEAD (HEAD responses have no body)')
+    for name, pattern in (expected_headers or {}).items():
+        try:
+            re.compile(str(pattern))
+        except re.error as exc:
+            errors.append('expected_headers[%r] = %r is not a valid regular expression: %s' % (name, pattern, exc))
+    if not isinstance(passes, int) or isinstance(passes, bool) or passes < 1:
+        errors.append('passes must be an integer >= 1, got %r' % (passes,))
+    if not _is_number(interval) or not 0 < interval <= MAX_INTERVAL:
+        errors.append('interval must be > 0 and <= %g seconds, got %r' % (MAX_INTERVAL, interval))
+    if not _is_number(timeout) or not 0 < timeout <= float('inf'):
+        errors.append('timeout must be > 0 seconds, got %r' % (timeout,))
+    if request_timeout is not None and (not _is_number(request_timeout) or not request_timeout > 0):
+        errors.append('request_timeout must be > 0 seconds, got %r' % (request_timeout,))
+    if str(method).upper() not in METHODS:
+        errors.append('method must be one of %s, got %r' % (', '.join(METHODS), method))
+    return errors
+
+
+def _is_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _iter_exception_chain(exc, _seen=None):
+    """Yield ``exc`` and everything it wraps (requests/urllib3 nest exceptions deeply)."""
+    seen = set() if _seen is None else _seen
+    stack = [exc]
+    while stack:
+        current = stack.pop()
+        if not isinstance(current, BaseException) or id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        stack.append(getattr(current, 'reason', None))
+        stack.append(current.__cause__)
+        stack.append(current.__context__)
+        stack.extend(arg for arg in current.args if isinstance(arg, BaseException))
+
+
+def describe_exception(exc, request_timeout=None):
+    """Turn a requests exception into a short, stable ``last_error`` string."""
+    chain = list(_iter_exception_chain(exc))
+    timed_out = HAS_REQUESTS and isinstance(exc, requests.exceptions.Timeout)
+    if timed_out or any(isinstance(item, (socket.timeout, TimeoutError)) for item in chain):
+        if request_timeout is not None:
+            return 'request timed out after %gs' % request_timeout
+        return 'request timed out'
+    for item in chain:
+        if isinstance(item, ConnectionRefusedError) or getattr(item, 'errno', None) == errno.ECONNREFUSED:
+            return 'connection refused'
+    for item in chain:
+        if isinstance(item, socket.gaierror) or type(item).__name__ == 'NameResolutionError':
+            return 'name resolution failed: %s' % _short(item)
+    if HAS_REQUESTS and isinstance(exc, requests.exceptions.SSLError):
+        return 'TLS error: %s' % _short(exc)
+    for item in chain:
+        if isinstance(item, ConnectionResetError):
+            return 'connection reset by peer'
+    if HAS_REQUESTS and isinstance(exc, requests.exceptions.ConnectionError):
+        return 'connection error: %s' % _short(exc)
+    return 'request failed: %s: %s' % (type(exc).__name__, _short(exc))
+
+
+def _short(value, limit=200):
+    text = ' '.join(str(value).split())
+    if len(text) > limit:
+        text = text[:limit - 3] + '...'
+    return text
+
+
+def evaluate_response(response, status_codes, body_regex=None, expected_headers=None):
+    """Decide whether one response is a pass.
+
+    ``response`` needs ``status_code``, ``headers`` (case-insensitive mapping) and,
+    when ``body_regex`` is set, ``text``. ``body_regex`` / the values of
+    ``expected_headers`` may be strings or compiled patterns.
+
+    Returns None for a pass, otherwise the reason it failed.
+    """
+    status = response.status_code
+    if status not in status_codes:
+        return 'status %s' % status
+    if body_regex is not None:
+        pattern = _compile(body_regex)
+        body = response.text or ''
+        if not pattern.search(body):
+            return 'body did not match %r (body starts with %r)' % (pattern.pattern, body[:_BODY_SNIPPET_CHARS])
+    for name, regex in (expected_headers or {}).items():
+        value = response.headers.get(name)
+        if value is None:
+            return 'header %s missing' % name
+        pattern = _compile(regex)
+        if not pattern.search(value):
+            return 'header %s value %r did not match %r' % (name, value, pattern.pattern)
+    return None
+
+
+def _compile(regex):
+    return regex if hasattr(regex, 'search') else re.compile(str(regex))
+
+
+def check_once(session, url, status_codes=DEFAULT_STATUS_CODES, body_regex=None, expected_headers=None,
+               request_timeout=MAX_REQUEST_TIMEOUT_DEFAULT, headers=None, validate_certs=True, method='GET'):
+    """Make a single request and evaluate it.
+
+    Returns ``(passed, status, error)``; ``status`` is None when no response arrived,
+    ``error`` is None when the attempt passed.
+    """
+    try:
+        response = session.request(
+            method.upper(), url,
+            headers=headers or None,
+            timeout=request_timeout,
+            verify=validate_certs,
+            allow_redirects=False,
+        )
+    except Exception as exc:  # requests raises many types; every one is a failed attempt
+        return False, None, describe_exception(exc, request_timeout)
+    try:
+        error = evaluate_response(response, status_codes, body_regex, expected_headers)
+    except Exception as exc:  # e.g. body decoding or connection dropped while reading the body
+        error = 'reading response failed: %s' % describe_exception(exc, request_timeout)
+    finally:
+        close = getattr(response, 'close', None)
+        if close is not None:
+            close()
+    return error is None, response.status_code, error
+
+
+def wait_ready(url, status_codes=DEFAULT_STATUS_CODES, body_regex=None, expected_headers=None,
+               passes=DEFAULT_PASSES, interval=DEFAULT_INTERVAL, timeout=DEFAULT_TIMEOUT,
+               request_timeout=None, headers=None, validate_certs=True, method='GET',
+               session=None, clock=time.monotonic, sleep=time.sleep):
+    """Poll ``url`` until ``passes`` consecutive attempts pass or ``timeout`` expires.
+
+    At least one attempt is always made and no attempt starts after the deadline.
+    Between attempts the poller sleeps ``interval`` seconds (less if the deadline
+    is closer). Each request may take up to ``request_timeout`` seconds (default
+    ``min(2, timeout)``); that is deliberately not shortened near the deadline, so
+    the last attempt reports the endpoint's real behaviour rather than an
+    artificial timeout. The total run time is therefore bounded by roughly
+    ``timeout + request_timeout``. Redirects are not followed.
+
+    ``session`` is a ``requests.Session`` (or anything with a compatible
+    ``request()`` method); one is created and closed here when omitted.
+    ``clock`` and ``sleep`` are injectable for tests.
+
+    Raises ValueError when the parameters are invalid (see :func:`validate_params`).
+    Returns a :class:`ReadinessResult`.
+    """
+    errors = validate_params(url, status_codes, body_regex, expected_headers, passes, interval, timeout,
+                             request_timeout, method)
+    if errors:
+        raise ValueError('; '.join(errors))
+    if request_timeout is None:
+        request_timeout = default_request_timeout(timeout)
+    status_codes = frozenset(status_codes)
+    body_pattern = re.compile(body_regex) if body_regex is not None else None
+    header_patterns = {str(name): re.compile(str(regex)) for name, regex in (expected_headers or {}).items()}
+    request_headers = {str(name): str(value) for name, value in (headers or {}).items()}
+
+    own_session = session is None
+    if own_session:
+        if not HAS_REQUESTS:
+            raise RuntimeError('the requests library is required: %s' % REQUESTS_IMPORT_ERROR)
+        session = requests.Session()
+
+    result = ReadinessResult()
+    start = clock()
+    deadline = start + timeout
+    try:
+        while True:
+            passed, status, error = check_once(
+                session, url,
+                status_codes=status_codes,
+                body_regex=body_pattern,
+                expected_headers=header_patterns,
+                request_timeout=request_timeout,
+                headers=request_headers,
+                validate_certs=validate_certs,
+                method=method,
+            )
+            now = clock()
+            result.attempts += 1
+            result.last_status = status
+            result.last_error = error
+            if passed:
+                if result.passes == 0:
+                    result.first_pass_elapsed = round(now - start, 3)
+                result.passes += 1
+                if result.passes >= passes:
+                    result.ready = True
+                    break
+            else:
+                result.passes = 0
+                result.first_pass_elapsed = None
+
+            remaining = deadline - now
+            if remaining <= 0:
+                break
+            sleep(min(interval, remaining))
+            if clock() >= deadline:
+                break
+    finally:
+        if own_session:
+            session.close()
+    result.elapsed = round(clock() - start, 3)
+    return result

@@ -1,0 +1,266 @@
+#!/usr/bin/env python3
+# Copyright (c) 2026, Baton maintainers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Baton demo app: a tiny HTTP service that behaves like a real release during a deploy.
+
+Run one instance per slot: ``PORT=8001 BATON_SLOT=1 python3 demo_app.py``.
+
+Environment variables:
+  PORT            TCP port to listen on (required, 1-65535)
+  BIND            address to bind (default 127.0.0.1; IPv6 literals such as ::1 work too)
+  BATON_SLOT      slot name reported in responses (default 0)
+  BATON_RELEASE   release id (default: contents of RELEASE next to this file, else "dev")
+  WARMUP_SECONDS  seconds after start before the app is ready (default 0)
+  DRAIN_SECONDS   grace after SIGTERM/SIGINT during which everything is still served (default 1.0)
+  DRAIN_TIMEOUT   max extra wait for in-flight requests after the grace (default 30)
+  ACCESS_LOG      1 to log every request to stderr (default off)
+
+Endpoints (all bodies JSON; every response has X-Release and X-Slot headers):
+  /livez          200 while the process answers, even while warming or draining
+  /readyz         200 when ready, 503 while warming or draining
+  /healthz        legacy alias of /readyz
+  /               200 {"release", "slot", "status"}; 503 while warming
+  /slow?ms=N      sleep N ms (capped at 60000) then 200; 400 on a bad N; 503 while warming
+  /stats          in_flight, served, ready, draining, release, slot (not counted itself)
+
+On SIGTERM/SIGINT: /readyz turns 503, everything else is still served for DRAIN_SECONDS,
+then the listening socket is closed, in-flight requests get up to DRAIN_TIMEOUT to finish,
+and the process exits 0.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+SLOW_CAP_MS = 60000
+
+
+def log(msg: str) -> None:
+    print(f"demo_app {msg}", file=sys.stderr, flush=True)
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def _float_env(env: dict, name: str, default: float) -> float:
+    raw = env.get(name, "")
+    if raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise ConfigError(f"{name} must be a finite number >= 0, got {raw!r}")
+    return value
+
+
+def _header_safe(name: str, value: str) -> str:
+    # Both values end up in response headers: refuse anything that could break the header.
+    if not value or not value.isprintable() or not value.isascii():
+        raise ConfigError(f"{name} must be non-empty printable ASCII, got {value!r}")
+    return value
+
+
+def default_release() -> str:
+    # resolve() so a release started through a `current` symlink still finds its own file.
+    try:
+        text = (Path(__file__).resolve().parent / "RELEASE").read_text(encoding="utf-8").strip()
+    except OSError:
+        return "dev"
+    return text or "dev"
+
+
+def load_config(env: dict) -> dict:
+    raw_port = env.get("PORT", "")
+    if raw_port == "":
+        raise ConfigError("PORT is required")
+    try:
+        port = int(raw_port)
+    except ValueError:
+        raise ConfigError(f"PORT must be an integer, got {raw_port!r}") from None
+    if not 1 <= port <= 65535:
+        raise ConfigError(f"PORT must be between 1 and 65535, got {port}")
+    return {
+        "port": port,
+        "bind": env.get("BIND", "") or "127.0.0.1",
+        "slot": _header_safe("BATON_SLOT", env.get("BATON_SLOT", "0")),
+        "release": _header_safe("BATON_RELEASE", env.get("BATON_RELEASE") or default_release()),
+        "warmup": _float_env(env, "WARMUP_SECONDS", 0.0),
+        "drain_seconds": _float_env(env, "DRAIN_SECONDS", 1.0),
+        "drain_timeout": _float_env(env, "DRAIN_TIMEOUT", 30.0),
+        "access_log": env.get("ACCESS_LOG", "") == "1",
+    }
+
+
+class State:
+    """Shared, thread-safe view of the instance: warm-up, drain flag and request counters."""
+
+    def __init__(self, cfg: dict) -> None:
+        self.cfg = cfg
+        self.started = time.monotonic()
+        self.draining = threading.Event()
+        self.cond = threading.Condition()  # guards in_flight/served, notified when one finishes
+        self.in_flight = 0
+        self.served = 0
+
+    def warming(self) -> bool:
+        return time.monotonic() - self.started < self.cfg["warmup"]
+
+    def status(self) -> str:
+        if self.draining.is_set():
+            return "draining"
+        return "warming" if self.warming() else "ready"
+
+    def begin(self) -> None:
+        with self.cond:
+            self.in_flight += 1
+
+    def end(self) -> None:
+        with self.cond:
+            self.in_flight -= 1
+            self.served += 1
+            self.cond.notify_all()
+
+    def wait_idle(self, timeout: float) -> bool:
+        with self.cond:
+            return self.cond.wait_for(lambda: self.in_flight == 0, timeout=timeout)
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive; needs Content-Length on every response
+    server_version = "baton-demo/1"
+    state: State  # set on the subclass built in main()
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server naming)
+        path = urlsplit(self.path).path
+        if path == "/stats":  # observing must not change what is observed
+            self.route(path)
+            return
+        self.state.begin()
+        try:
+            self.route(path)
+        finally:
+            self.state.end()
+
+    do_HEAD = do_GET
+
+    def route(self, path: str) -> None:
+        st, cfg = self.state, self.state.cfg
+        status = st.status()
+        if path == "/livez":
+            self.reply(200, {"status": status})
+        elif path in ("/readyz", "/healthz"):
+            self.reply(200 if status == "ready" else 503, {"status": status})
+        elif path == "/stats":
+            with st.cond:
+                counts = {"in_flight": st.in_flight, "served": st.served}
+            self.reply(200, {**counts, "ready": status == "ready", "draining": st.draining.is_set(),
+                             "release": cfg["release"], "slot": cfg["slot"]})
+        elif path not in ("/", "/slow"):
+            self.reply(404, {"error": "not found", "path": path})
+        elif status == "warming":
+            # A slow-starting app cannot serve yet: routing traffic here too early must hurt.
+            self.reply(503, {"error": "warming up", "release": cfg["release"], "slot": cfg["slot"]})
+        elif path == "/":
+            self.reply(200, {"release": cfg["release"], "slot": cfg["slot"], "status": status})
+        else:
+            raw = parse_qs(urlsplit(self.path).query).get("ms", [""])[0]
+            # isascii(): str.isdigit() also accepts digits like "²" that int() refuses.
+            if not (raw.isascii() and raw.isdigit()):  # rejects "", "-5", "1.5", "abc"
+                self.reply(400, {"error": "ms must be a non-negative integer", "ms": raw[:50]})
+                return
+            digits = raw.lstrip("0") or "0"  # int() refuses > 4300 digits: cap before parsing
+            ms = SLOW_CAP_MS if len(digits) > 5 else min(int(digits), SLOW_CAP_MS)
+            time.sleep(ms / 1000)
+            self.reply(200, {"release": cfg["release"], "slot": cfg["slot"], "slept_ms": ms})
+
+    def reply(self, code: int, payload: dict) -> None:
+        body = (json.dumps(payload) + "\n").encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("X-Release", self.state.cfg["release"])
+        self.send_header("X-Slot", self.state.cfg["slot"])
+        if self.state.draining.is_set():
+            # Push keep-alive clients (and proxies) to reconnect, ending up on the new slot.
+            self.send_header("Connection", "close")
+            self.close_connection = True
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def log_message(self, format: str, *args) -> None:  # noqa: A002 (signature from base)
+        if self.state.cfg["access_log"]:
+            super().log_message(format, *args)
+
+
+def main(argv: list[str]) -> int:
+    if any(a in ("-h", "--help") for a in argv[1:]):
+        print(__doc__)
+        return 0
+    try:
+        cfg = load_config(dict(os.environ))
+    except ConfigError as exc:
+        print(f"demo_app: error: {exc}", file=sys.stderr)
+        return 2
+
+    state = State(cfg)  # warm-up is measured from here, before the port is even bound
+    # Installed before binding so an early SIGTERM still drains cleanly. The handler only
+    # records the request: blocking work inside a signal handler would stall the main thread
+    # at an arbitrary point.
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda signum, frame: stop.set())
+
+    handler = type("DemoHandler", (Handler,), {"state": state})
+    server_cls = type("DemoServer", (ThreadingHTTPServer,), {
+        "address_family": socket.AF_INET6 if ":" in cfg["bind"] else socket.AF_INET,
+        "daemon_threads": True,  # idle keep-alive connections must not block the exit
+        # socketserver's default backlog of 5 drops SYNs under a burst of new proxy connections
+        # (the client then waits for a SYN retransmit and the proxy times out): use a real one.
+        "request_queue_size": 1024,
+    })
+    try:
+        server = server_cls((cfg["bind"], cfg["port"]), handler)
+    except OSError as exc:
+        print(f"demo_app: error: cannot listen on {cfg['bind']}:{cfg['port']}: {exc}", file=sys.stderr)
+        return 1
+
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
+                     name="serve", daemon=True).start()
+    log(f"release={cfg['release']} slot={cfg['slot']} port={cfg['port']} warmup={cfg['warmup']}")
+
+    # Poll with is_set() rather than stop.wait(): Event.wait holds the event's internal lock at
+    # moments when the signal handler (running on this same thread) may need it for set().
+    while not stop.is_set():
+        time.sleep(0.05)
+
+    state.draining.set()
+    log(f"draining: readyz=503, still serving for {cfg['drain_seconds']}s")
+    time.sleep(cfg["drain_seconds"])
+    server.shutdown()  # stop the accept loop...
+    server.server_close()  # ...and close the socket so new connections are refused outright
+    with state.cond:
+        pending = state.in_flight
+    log(f"draining: stopped accepting, waiting up to {cfg['drain_timeout']}s for {pending} in-flight")
+    if state.wait_idle(cfg["drain_timeout"]):
+        log("drained: exiting")
+    else:
+        log(f"drain timeout: exiting with {state.in_flight} request(s) still in flight")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

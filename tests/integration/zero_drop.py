@@ -1,0 +1,102 @@
+#!/usr/bin/env python3
+# Copyright (c) 2026, Baton maintainers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Constant load through the proxy while consecutive deploys run; report every non-2xx.
+
+Load: ``hey`` at a constant rate (keep-alive) on ``/`` plus threads that keep slow requests
+(``/slow?ms=N``) in flight, so some are always open at the flip. Deploys alternate releases.
+Prints a JSON summary; exits 1 if any request was not 2xx or any deploy failed.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+
+
+def slow_worker(url: str, stop: threading.Event, results: list) -> None:
+    while not stop.is_set():
+        try:
+            with urllib.request.urlopen(url, timeout=30) as r:
+                results.append(r.status)
+        except urllib.error.HTTPError as e:
+            results.append(e.code)
+        except OSError as e:
+            results.append(f"error: {e}")
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--url", required=True, help="proxy base URL, e.g. http://10.77.10.10")
+    p.add_argument("--deploys", type=int, default=3)
+    p.add_argument("--releases", default="v1,v2", help="releases to alternate")
+    p.add_argument("--rate", type=int, default=200, help="requests/s of the constant load")
+    p.add_argument("--workers", type=int, default=20)
+    p.add_argument("--slow-ms", type=int, default=1500)
+    p.add_argument("--slow-workers", type=int, default=3)
+    p.add_argument("--settle", type=float, default=2.0, help="seconds of load before/after deploys")
+    p.add_argument("playbook_cmd", nargs=argparse.REMAINDER,
+                   help="-- ansible-playbook ... (baton_release is appended per deploy)")
+    a = p.parse_args()
+    cmd = [c for c in a.playbook_cmd if c != "--"]
+    releases = a.releases.split(",")
+    hey = subprocess.Popen(
+        ["hey", "-z", "3600s", "-c", str(a.workers), "-q", str(max(1, a.rate // a.workers)),
+         "-o", "csv", a.url.rstrip("/") + "/"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    stop, slow = threading.Event(), []
+    threads = [threading.Thread(target=slow_worker, daemon=True,
+                                args=(f"{a.url.rstrip('/')}/slow?ms={a.slow_ms}", stop, slow))
+               for _worker in range(a.slow_workers)]
+    for t in threads:
+        t.start()
+    deploys = []
+    try:
+        time.sleep(a.settle)
+        for i in range(a.deploys):
+            release = releases[(i + 1) % len(releases)]
+            t0 = time.monotonic()
+            r = subprocess.run([*cmd, "-e", f"baton_release={release}"], capture_output=True, text=True, check=False)
+            summary = [ln.strip().strip('"') for ln in r.stdout.splitlines() if "active on slot" in ln]
+            deploys.append({"release": release, "rc": r.returncode,
+                            "wall_s": round(time.monotonic() - t0, 2),
+                            "summary": summary[-1] if summary else None})
+            if r.returncode:
+                sys.stderr.write(r.stdout[-3000:] + r.stderr[-2000:])
+                break
+        time.sleep(a.settle)
+    finally:
+        hey.send_signal(signal.SIGINT)
+        stop.set()
+        out, err = hey.communicate(timeout=60)
+        for t in threads:
+            t.join(timeout=a.slow_ms / 1000 + 35)
+    codes: dict[str, int] = {}
+    rows = list(csv.DictReader(io.StringIO(out)))
+    for row in rows:
+        code = row.get("status-code") or "error"
+        codes[code] = codes.get(code, 0) + 1
+    for s in slow:
+        codes[f"slow:{s}"] = codes.get(f"slow:{s}", 0) + 1
+    sent = len(rows) + len(slow)
+    bad = sum(n for c, n in codes.items() if not c.removeprefix("slow:").startswith("2"))
+    result = {"requests": sent, "non_2xx": bad, "codes": codes, "deploys": deploys,
+              "hey_errors": err.strip()[-500:] if err.strip() else ""}
+    print(json.dumps(result, indent=2))
+    if not rows:
+        print("no requests recorded by hey", file=sys.stderr)
+        return 1
+    return 1 if bad or any(d["rc"] for d in deploys) or len(deploys) < a.deploys else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
