@@ -5,6 +5,8 @@
 #   make sanity   ansible-test sanity + units on a copy under ansible_collections/ (scripts/sanity.sh)
 #   make molecule every scenario in extensions/molecule/ (scripts/molecule.sh)
 #   make demo     bootstrap, then scripts/demo.sh
+#   make bench    bootstrap + requirements-bench.txt, then the zero-drop benchmark (tests/bench/bench.py);
+#                 quick: make bench BENCH_DEPLOYS=3 BENCH_COMBOS=systemd+nginx BENCH_BASELINES=classic
 #   make clean    remove caches and test output (keeps .venv)
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
@@ -14,7 +16,7 @@ SHELL := /bin/bash
 VENV := .venv
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: test bootstrap units lint sanity molecule demo clean
+.PHONY: test bootstrap units lint sanity molecule demo bench clean
 
 test: bootstrap
 	$(MAKE) --no-print-directory units lint sanity molecule
@@ -38,6 +40,19 @@ molecule:
 
 demo: bootstrap
 	scripts/demo.sh
+
+BENCH_DEPLOYS ?= 20
+BENCH_COMBOS ?= systemd+nginx,systemd+caddy,supervisor+nginx,supervisor+caddy
+BENCH_BASELINES ?= naive,classic
+bench: bootstrap
+	stamp=$(VENV)/.requirements-bench.sha256
+	want=$$(sha256sum requirements-bench.txt)
+	if [[ "$$(cat $$stamp 2>/dev/null)" != "$$want" ]]; then
+		$(VENV)/bin/python -m pip install --disable-pip-version-check -q -r requirements-bench.txt
+		echo "$$want" >$$stamp
+	fi
+	$(VENV)/bin/python tests/bench/bench.py --deploys $(BENCH_DEPLOYS) --combos $(BENCH_COMBOS) \
+		--baselines "$(BENCH_BASELINES)"
 
 clean:
 	rm -rf .cache .pytest_cache tests/output dist

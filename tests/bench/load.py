@@ -1,0 +1,219 @@
+# Copyright (c) 2026, Baton maintainers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Constant HTTP load and a slot probe for the zero-drop benchmark (stdlib asyncio only).
+
+Why not ``hey``: its ``-o csv`` output has one row per *response* and silently leaves out
+requests that failed at the connection level (refused, reset, closed), and it does not show
+response headers. Here every request is one row, and a row carries the ``X-Release`` header,
+so each response can be attributed to the instance that served it.
+
+``Load`` runs on its own thread with its own event loop:
+
+* fast workers: keep-alive ``GET /``, each at a fixed rate (like ``hey -c W -q Q``: a worker
+  waits for its reply, so the rate holds as long as replies are faster than the interval);
+* slow workers: ``GET /slow?ms=N`` one after the other (at most one per N ms each), staggered,
+  so some are always in flight;
+* a probe: every 20 ms ``GET /readyz`` on each slot port (new connection each time, closed at
+  once), recording only state changes: ``down`` (refused), ``warming``, ``ready``,
+  ``draining``, ``timeout``.
+
+Like browsers and Go's net/http, a request is retried once on a fresh connection when a
+*reused* keep-alive connection turns out to be closed before any response byte arrived (the
+server may close an idle connection at any time, RFC 9112 section 9.3.1); such retries are
+counted separately. Any other failure is recorded as a connection error.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+
+# One row per request: (start, end, kind, status, release). Times are time.monotonic();
+# kind is "fast" or "slow"; status is the HTTP status (int) or an error tag (str).
+Sample = tuple[float, float, str, "int | str", "str | None"]
+# One row per probe state change: (time, port, state).
+Transition = tuple[float, int, str]
+
+PROBE_INTERVAL = 0.02
+PROBE_TIMEOUT = 0.3
+
+
+class StaleConnection(Exception):
+    """A reused keep-alive connection was closed before any response byte arrived."""
+
+
+def error_tag(exc: BaseException) -> str:
+    if isinstance(exc, ConnectionRefusedError):
+        return "conn:refused"
+    if isinstance(exc, (ConnectionResetError, BrokenPipeError)):
+        return "conn:reset"
+    if isinstance(exc, asyncio.IncompleteReadError):
+        return "conn:closed"
+    if isinstance(exc, TimeoutError):
+        return "conn:timeout"
+    return f"conn:{type(exc).__name__}"
+
+
+async def read_response(reader: asyncio.StreamReader) -> tuple[int, dict[str, str], bytes]:
+    head = await reader.readuntil(b"\r\n\r\n")
+    status_line, *lines = head.decode("latin-1").split("\r\n")
+    status = int(status_line.split()[1])
+    headers = {}
+    for line in lines:
+        name, sep, value = line.partition(":")
+        if sep:
+            headers[name.strip().lower()] = value.strip()
+    if headers.get("transfer-encoding", "").lower() == "chunked":
+        body = b""
+        while size := int((await reader.readuntil(b"\r\n")).split(b";")[0], 16):
+            body += (await reader.readexactly(size + 2))[:-2]
+        await reader.readuntil(b"\r\n")  # no trailers expected: the empty line after 0
+    elif "content-length" in headers:
+        body = await reader.readexactly(int(headers["content-length"]))
+    else:
+        body = await reader.read()
+        headers["connection"] = "close"
+    return status, headers, body
+
+
+class Connection:
+    """One keep-alive client connection (opened lazily, reopened after it is closed)."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self.streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+        self.used = False
+
+    def close(self) -> None:
+        if self.streams:
+            self.streams[1].close()
+        self.streams, self.used = None, False
+
+    async def get(self, path: str) -> tuple[int, dict[str, str]]:
+        if self.streams is None:
+            self.streams = await asyncio.open_connection(self.host, self.port)
+        reader, writer = self.streams
+        reused, self.used = self.used, True
+        try:
+            writer.write(f"GET {path} HTTP/1.1\r\nHost: {self.host}\r\nUser-Agent: baton-bench\r\n\r\n".encode())
+            await writer.drain()
+            status, headers, _body = await read_response(reader)
+        except (ConnectionResetError, BrokenPipeError, asyncio.IncompleteReadError) as exc:
+            self.close()
+            # A reset carries no partial data; a clean close tells how much had arrived.
+            if reused and not getattr(exc, "partial", b""):
+                raise StaleConnection from exc
+            raise
+        if headers.get("connection", "").lower() == "close":
+            self.close()
+        return status, headers
+
+
+class Load:
+    """Constant load on one proxy URL plus the slot probe; start(), then stop() returns data."""
+
+    def __init__(self, host: str, port: int, slot_ports: list[int], *, rate: int, workers: int,
+                 slow_workers: int, slow_ms: int, timeout: float = 10.0) -> None:
+        self.host, self.port, self.slot_ports = host, port, slot_ports
+        self.interval = workers / rate
+        self.workers, self.slow_workers, self.slow_ms = workers, slow_workers, slow_ms
+        self.timeout = timeout
+        self.samples: list[Sample] = []
+        self.transitions: list[Transition] = []
+        self.retried = 0
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_until_complete, args=(self.main(),),
+                                       name="bench-load", daemon=True)
+        self.stopping: asyncio.Event | None = None
+
+    def start(self) -> None:
+        self.thread.start()
+        while self.stopping is None:  # wait until the loop runs: stop() needs the event
+            time.sleep(0.01)
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.stopping.set)
+        self.thread.join()
+        self.loop.close()
+
+    async def main(self) -> None:
+        self.stopping = asyncio.Event()
+        tasks = [asyncio.create_task(self.fast_worker(i * self.interval / self.workers))
+                 for i in range(self.workers)]
+        slow_stagger = self.slow_ms / 1000 / max(1, self.slow_workers)
+        tasks += [asyncio.create_task(self.slow_worker(i * slow_stagger)) for i in range(self.slow_workers)]
+        tasks += [asyncio.create_task(self.probe(port)) for port in self.slot_ports]
+        await self.stopping.wait()
+        # Let requests in flight finish (a slow one takes slow_ms), so none is cut off by us.
+        await asyncio.wait(tasks, timeout=self.slow_ms / 1000 + self.timeout)
+        for task in tasks:
+            task.cancel()
+
+    async def request(self, conn: Connection, path: str, kind: str) -> None:
+        start = time.monotonic()
+        for attempt in range(2):
+            try:
+                status, headers = await asyncio.wait_for(conn.get(path), self.timeout)
+            except StaleConnection:
+                if attempt == 0:
+                    self.retried += 1
+                    continue
+                status, headers = "conn:closed", {}
+            except (OSError, TimeoutError, ValueError, asyncio.IncompleteReadError) as exc:
+                conn.close()
+                status, headers = error_tag(exc), {}
+            break
+        self.samples.append((start, time.monotonic(), kind, status, headers.get("x-release")))
+
+    async def fast_worker(self, offset: float) -> None:
+        conn = Connection(self.host, self.port)
+        due = time.monotonic() + offset
+        while not self.stopping.is_set():
+            await asyncio.sleep(max(0.0, due - time.monotonic()))
+            due = max(due + self.interval, time.monotonic())  # no burst after a slow reply
+            await self.request(conn, "/", "fast")
+        conn.close()
+
+    async def slow_worker(self, offset: float) -> None:
+        # Back to back while they take slow_ms; paced at one per slow_ms when they fail fast.
+        conn = Connection(self.host, self.port)
+        due = time.monotonic() + offset
+        while not self.stopping.is_set():
+            await asyncio.sleep(max(0.0, due - time.monotonic()))
+            due = max(due + self.slow_ms / 1000, time.monotonic())
+            await self.request(conn, f"/slow?ms={self.slow_ms}", "slow")
+        conn.close()
+
+    async def probe_once(self, port: int) -> str:
+        try:
+            reader, writer = await asyncio.open_connection(self.host, port)
+        except OSError:
+            return "down"
+        try:
+            writer.write(f"GET /readyz HTTP/1.1\r\nHost: {self.host}\r\nConnection: close\r\n\r\n".encode())
+            status, _headers, body = await read_response(reader)
+        except (OSError, asyncio.IncompleteReadError, ValueError):
+            return "down"
+        finally:
+            writer.close()
+        if status == 200:
+            return "ready"
+        try:
+            return str(json.loads(body)["status"])
+        except (ValueError, KeyError, TypeError):
+            return f"http{status}"
+
+    async def probe(self, port: int) -> None:
+        last = None
+        while not self.stopping.is_set():
+            tick = time.monotonic()
+            try:
+                state = await asyncio.wait_for(self.probe_once(port), PROBE_TIMEOUT)
+            except TimeoutError:
+                state = "timeout"
+            if state != last:
+                self.transitions.append((tick, port, state))
+                last = state
+            await asyncio.sleep(max(0.0, tick + PROBE_INTERVAL - time.monotonic()))
