@@ -57,12 +57,15 @@ class ReadinessResult:
         last_error: why the last attempt failed, or None if it passed.
         first_pass_elapsed: seconds (since start) at which the first pass of the
             final streak was observed, or None when the final streak is empty.
+        started_at: wall-clock time (epoch seconds) of the start, so runs on one host
+            can be placed on one time line (e.g. ready on the slot, then routed by the proxy).
     """
 
-    __slots__ = ('ready', 'elapsed', 'attempts', 'passes', 'last_status', 'last_error', 'first_pass_elapsed')
+    __slots__ = ('ready', 'elapsed', 'attempts', 'passes', 'last_status', 'last_error', 'first_pass_elapsed',
+                 'started_at')
 
     def __init__(self, ready=False, elapsed=0.0, attempts=0, passes=0, last_status=None, last_error=None,
-                 first_pass_elapsed=None):
+                 first_pass_elapsed=None, started_at=None):
         self.ready = ready
         self.elapsed = elapsed
         self.attempts = attempts
@@ -70,6 +73,7 @@ class ReadinessResult:
         self.last_status = last_status
         self.last_error = last_error
         self.first_pass_elapsed = first_pass_elapsed
+        self.started_at = started_at
 
     def as_dict(self):
         return {name: getattr(self, name) for name in self.__slots__}
@@ -238,7 +242,7 @@ def check_once(session, url, status_codes=DEFAULT_STATUS_CODES, body_regex=None,
 def wait_ready(url, status_codes=DEFAULT_STATUS_CODES, body_regex=None, expected_headers=None,
                passes=DEFAULT_PASSES, interval=DEFAULT_INTERVAL, timeout=DEFAULT_TIMEOUT,
                request_timeout=None, headers=None, validate_certs=True, method='GET',
-               session=None, clock=time.monotonic, sleep=time.sleep):
+               session=None, clock=time.monotonic, sleep=time.sleep, wall_clock=time.time):
     """Poll ``url`` until ``passes`` consecutive attempts pass or ``timeout`` expires.
 
     At least one attempt is always made and no attempt starts after the deadline.
@@ -251,7 +255,7 @@ def wait_ready(url, status_codes=DEFAULT_STATUS_CODES, body_regex=None, expected
 
     ``session`` is a ``requests.Session`` (or anything with a compatible
     ``request()`` method); one is created and closed here when omitted.
-    ``clock`` and ``sleep`` are injectable for tests.
+    ``clock``, ``sleep`` and ``wall_clock`` are injectable for tests.
 
     Raises ValueError when the parameters are invalid (see :func:`validate_params`).
     Returns a :class:`ReadinessResult`.
@@ -273,7 +277,7 @@ def wait_ready(url, status_codes=DEFAULT_STATUS_CODES, body_regex=None, expected
             raise RuntimeError('the requests library is required: %s' % REQUESTS_IMPORT_ERROR)
         session = requests.Session()
 
-    result = ReadinessResult()
+    result = ReadinessResult(started_at=round(wall_clock(), 3))
     start = clock()
     deadline = start + timeout
     try:

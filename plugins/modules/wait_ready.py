@@ -177,6 +177,14 @@ first_pass_elapsed:
   returned: always
   type: float
   sample: 0.812
+started_at:
+  description:
+    - Wall-clock time (seconds since the epoch, on the target) at which polling started.
+    - With RV(elapsed) and RV(first_pass_elapsed) it places several checks on one time line, for example
+      how long after the new slot was confirmed ready the proxy first served it.
+  returned: always
+  type: float
+  sample: 1795787531.216
 """
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib

@@ -2,11 +2,16 @@
 # Copyright (c) 2026, Baton maintainers
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Constant load through the proxy while consecutive deploys run; report every non-2xx.
+"""Constant load through the proxy while deploys and rollbacks run; report every non-2xx.
 
 Load: ``hey`` at a constant rate (keep-alive) on ``/`` plus threads that keep slow requests
-(``/slow?ms=N``) in flight, so some are always open at the flip. Deploys alternate releases.
-Prints a JSON summary; exits 1 if any request was not 2xx or any deploy failed.
+(``/slow?ms=N``) in flight, so some are always open at the flip. Steps run one after the
+other: ``deploy:RELEASE`` runs ``PLAYBOOKS/deploy.yml -e baton_release=RELEASE``, ``rollback``
+runs ``PLAYBOOKS/rollback.yml``, each appended to the given ansible-playbook command.
+Prints a JSON summary; exits 1 if any request was not 2xx or any step failed.
+
+    zero_drop.py --url http://10.77.10.10 --steps deploy:v2,deploy:v3,rollback \
+        -- ansible-playbook -i inventory.yml -e @vars.yml --limit web1
 """
 from __future__ import annotations
 
@@ -14,6 +19,8 @@ import argparse
 import csv
 import io
 import json
+import os
+import re
 import signal
 import subprocess
 import sys
@@ -34,21 +41,32 @@ def slow_worker(url: str, stop: threading.Event, results: list) -> None:
             results.append(f"error: {e}")
 
 
+def parse_step(step: str, playbooks: str) -> tuple[str, list[str]]:
+    """'deploy:v2' or 'rollback' -> (step, ansible-playbook arguments)."""
+    action, _sep, release = step.partition(":")
+    if action == "deploy" and release:
+        return step, [os.path.join(playbooks, "deploy.yml"), "-e", f"baton_release={release}"]
+    if action == "rollback" and not release:
+        return step, [os.path.join(playbooks, "rollback.yml")]
+    raise SystemExit(f"bad step {step!r}: use deploy:RELEASE or rollback")
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--url", required=True, help="proxy base URL, e.g. http://10.77.10.10")
-    p.add_argument("--deploys", type=int, default=3)
-    p.add_argument("--releases", default="v1,v2", help="releases to alternate")
+    p.add_argument("--steps", required=True, help="comma-separated deploy:RELEASE or rollback")
+    p.add_argument("--playbooks", default=os.path.join(os.path.dirname(__file__), "..", "..", "playbooks"),
+                   help="directory with deploy.yml and rollback.yml (default: the collection's)")
     p.add_argument("--rate", type=int, default=200, help="requests/s of the constant load")
     p.add_argument("--workers", type=int, default=20)
     p.add_argument("--slow-ms", type=int, default=1500)
     p.add_argument("--slow-workers", type=int, default=3)
     p.add_argument("--settle", type=float, default=2.0, help="seconds of load before/after deploys")
     p.add_argument("playbook_cmd", nargs=argparse.REMAINDER,
-                   help="-- ansible-playbook ... (baton_release is appended per deploy)")
+                   help="-- ansible-playbook ... (the playbook and baton_release are appended per step)")
     a = p.parse_args()
     cmd = [c for c in a.playbook_cmd if c != "--"]
-    releases = a.releases.split(",")
+    steps = [parse_step(step, a.playbooks) for step in a.steps.split(",")]
     hey = subprocess.Popen(
         ["hey", "-z", "3600s", "-c", str(a.workers), "-q", str(max(1, a.rate // a.workers)),
          "-o", "csv", a.url.rstrip("/") + "/"],
@@ -59,17 +77,17 @@ def main() -> int:
                for _worker in range(a.slow_workers)]
     for t in threads:
         t.start()
-    deploys = []
+    done = []
     try:
         time.sleep(a.settle)
-        for i in range(a.deploys):
-            release = releases[(i + 1) % len(releases)]
+        for name, args in steps:
             t0 = time.monotonic()
-            r = subprocess.run([*cmd, "-e", f"baton_release={release}"], capture_output=True, text=True, check=False)
+            r = subprocess.run([*cmd, *args], capture_output=True, text=True, check=False)
             summary = [ln.strip().strip('"') for ln in r.stdout.splitlines() if "active on slot" in ln]
-            deploys.append({"release": release, "rc": r.returncode,
-                            "wall_s": round(time.monotonic() - t0, 2),
-                            "summary": summary[-1] if summary else None})
+            routed = re.search(r"served through the proxy ([0-9.]+) s later", summary[-1]) if summary else None
+            done.append({"step": name, "rc": r.returncode, "wall_s": round(time.monotonic() - t0, 2),
+                         "ready_to_routed_s": float(routed.group(1)) if routed else None,
+                         "summary": summary[-1] if summary else None})
             if r.returncode:
                 sys.stderr.write(r.stdout[-3000:] + r.stderr[-2000:])
                 break
@@ -89,13 +107,13 @@ def main() -> int:
         codes[f"slow:{s}"] = codes.get(f"slow:{s}", 0) + 1
     sent = len(rows) + len(slow)
     bad = sum(n for c, n in codes.items() if not c.removeprefix("slow:").startswith("2"))
-    result = {"requests": sent, "non_2xx": bad, "codes": codes, "deploys": deploys,
+    result = {"requests": sent, "non_2xx": bad, "codes": codes, "steps": done,
               "hey_errors": err.strip()[-500:] if err.strip() else ""}
     print(json.dumps(result, indent=2))
     if not rows:
         print("no requests recorded by hey", file=sys.stderr)
         return 1
-    return 1 if bad or any(d["rc"] for d in deploys) or len(deploys) < a.deploys else 0
+    return 1 if bad or any(d["rc"] for d in done) or len(done) < len(steps) else 0
 
 
 if __name__ == "__main__":

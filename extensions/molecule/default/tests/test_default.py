@@ -4,25 +4,14 @@
 """Verify the systemd + nginx scenario on the booted lab host, then deploy under load and roll back."""
 from __future__ import annotations
 
-import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-SCENARIO = Path(__file__).resolve().parents[1]
-REPO = SCENARIO.parents[2]
-STATE = "/var/lib/baton/demo/state.json"
-
-
-def state(host):
-    return json.loads(host.file(STATE).content_string)
-
-
-def proxied(host, path="/"):
-    return host.check_output(f"curl -s -D - -o /dev/null http://127.0.0.1{path}")
+sys.path.insert(0, str(Path(__file__).resolve().parents[4] / "tests" / "integration"))
+from molecule_helpers import REPO, STATE, live, proxied, run_playbook, state, under_load  # noqa: E402
 
 
 def test_systemd_is_pid1(host):
@@ -42,6 +31,10 @@ def test_instances_run_unprivileged_and_sandboxed(host):
     assert "NoNewPrivileges=yes" in unit
     assert "ProtectSystem=strict" in unit
     assert host.user("demo").shell == "/usr/sbin/nologin"
+    pid = host.check_output("systemctl show -p MainPID --value baton-demo@2")
+    environ = host.check_output(f"tr '\\0' '\\n' < /proc/{pid}/environ")
+    assert "PORT=8002" in environ and "BATON_RELEASE=v2" in environ
+    assert 'BATON_DEMO_SECRET=s3cr3t $HOME "quoted"' in environ  # passed through exactly, not expanded
 
 
 def test_nginx_routes_to_the_active_slot(host):
@@ -70,37 +63,18 @@ def test_releases_are_built_and_linked(host):
     assert not host.file("/var/lib/baton/demo/deploy.lock").exists
 
 
-def _playbook(host, name, *extra):
-    collections = REPO / ".cache" / "collections"
-    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(collections), ANSIBLE_PIPELINING="1",
-               ANSIBLE_HOST_KEY_CHECKING="False", MOLECULE_PROJECT_DIRECTORY=str(REPO),
-               ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
-    inventory = os.environ["MOLECULE_INVENTORY_FILE"]
-    return env, [str(Path(sys.executable).parent / "ansible-playbook"), "-i", inventory,
-                 str(REPO / "playbooks" / name), "-e", f"@{SCENARIO / 'vars' / 'deploy.yml'}", *extra]
-
-
 def test_three_deploys_under_load_drop_nothing(host):
     """Constant load through nginx, slow requests in flight at each flip, 3 deploys: zero non-2xx."""
-    address = host.backend.get_hostname()
-    env, deploy = _playbook(host, "deploy.yml")
-    r = subprocess.run(
-        [sys.executable, str(REPO / "tests" / "integration" / "zero_drop.py"),
-         "--url", f"http://{host.ansible.get_variables()['ansible_host']}", "--deploys", "3",
-         "--releases", "v2,v3", "--rate", "200", "--", *deploy],
-        env=env, capture_output=True, text=True, timeout=600, check=False)
-    print(r.stdout, r.stderr)
-    result = json.loads(r.stdout)
-    assert result["requests"] > 1000, address
+    result = under_load(host, "deploy:v3,deploy:v2,deploy:v3")
+    assert result["requests"] > 1000
     assert result["non_2xx"] == 0, result["codes"]
-    assert [d["rc"] for d in result["deploys"]] == [0, 0, 0]
+    assert [step["rc"] for step in result["steps"]] == [0, 0, 0]
     assert state(host)["slots"][str(state(host)["active_slot"])]["release"] == "v3"
 
 
 def test_rollback_serves_the_previous_release(host):
     before = state(host)
-    env, rollback = _playbook(host, "rollback.yml")
-    r = subprocess.run(rollback, env=env, capture_output=True, text=True, timeout=300, check=False)
+    r = run_playbook(host, "rollback.yml")
     assert r.returncode == 0, r.stdout[-3000:]
     after = state(host)
     assert after["active_slot"] == before["next_slot"]
@@ -109,48 +83,40 @@ def test_rollback_serves_the_previous_release(host):
     assert after["slots"][str(after["active_slot"])]["release"] == "v2"
 
 
-def _live(host):
-    """What is serving now: (state file, release answering through the proxy)."""
-    return state(host), [ln for ln in proxied(host).splitlines() if ln.startswith("X-Release")]
-
-
 def test_failed_build_touches_nothing_live(host):
-    before = _live(host)
-    env, deploy = _playbook(host, "deploy.yml", "-e", "baton_release=broken1", "-e", "baton_build_command='exit 3'")
-    r = subprocess.run(deploy, env=env, capture_output=True, text=True, timeout=300, check=False)
+    before = live(host)
+    r = run_playbook(host, "deploy.yml", "-e", "baton_release=broken1", "-e", "baton_build_command='exit 3'")
     assert r.returncode != 0
     out = r.stdout + r.stderr  # ansible-core 2.19 prints task failures on stderr
     assert "Building release broken1 failed" in out and "Nothing live was touched" in out
-    assert _live(host) == before
+    assert live(host) == before
     assert not host.file("/srv/demo/releases/.broken1.building").exists
     assert not host.file("/srv/demo/releases/broken1").exists
 
 
 def test_release_that_never_gets_ready_is_not_routed(host):
-    before = _live(host)
+    before = live(host)
     nxt = before[0]["next_slot"]
-    env, deploy = _playbook(host, "deploy.yml", "-e", "baton_release=v9", "-e", "baton_ready_timeout=3",
-                            "-e", '{"baton_env": {"WARMUP_SECONDS": "600"}}')
-    r = subprocess.run(deploy, env=env, capture_output=True, text=True, timeout=300, check=False)
+    r = run_playbook(host, "deploy.yml", "-e", "baton_release=v9", "-e", "baton_ready_timeout=3",
+                     "-e", '{"baton_env": {"WARMUP_SECONDS": "600"}}')
     assert r.returncode != 0
     out = r.stdout + r.stderr
     assert f"Release v9 on slot {nxt} did not become ready" in out
     assert "status 503" in out
-    assert _live(host) == before
+    assert live(host) == before
     assert not host.service(f"baton-demo@{nxt}").is_running
     assert not host.file("/var/lib/baton/demo/deploy.lock").exists
 
 
 def test_second_deploy_refuses_while_locked(host):
-    before = _live(host)
+    before = live(host)
     held = host.ansible("baton.deploy.deploy_lock", "app=demo owner=someone-else", check=False, become=True)
     try:
-        env, deploy = _playbook(host, "deploy.yml", "-e", "baton_release=v5")
-        r = subprocess.run(deploy, env=env, capture_output=True, text=True, timeout=300, check=False)
+        r = run_playbook(host, "deploy.yml", "-e", "baton_release=v5")
         assert r.returncode != 0
         out = r.stdout + r.stderr
         assert "Another deploy of demo holds the lock" in out and "someone-else" in out
-        assert _live(host) == before
+        assert live(host) == before
     finally:
         host.ansible("baton.deploy.deploy_lock", f"app=demo state=absent token={held['token']}",
                      check=False, become=True)
@@ -159,9 +125,8 @@ def test_second_deploy_refuses_while_locked(host):
 def test_archive_source_deploys(host, tmp_path):
     tarball = tmp_path / "demo-v7.tar.gz"
     subprocess.run(["tar", "-C", str(REPO / "tests" / "apps" / "demo"), "-czf", str(tarball), "."], check=True)
-    env, deploy = _playbook(host, "deploy.yml", "-e", "baton_release=v7", "-e", "baton_source_type=archive",
-                            "-e", f"baton_source={tarball}")
-    r = subprocess.run(deploy, env=env, capture_output=True, text=True, timeout=300, check=False)
+    r = run_playbook(host, "deploy.yml", "-e", "baton_release=v7", "-e", "baton_source_type=archive",
+                     "-e", f"baton_source={tarball}")
     assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
     assert "X-Release: v7" in proxied(host)
     assert host.file("/srv/demo/releases/v7/demo_app.py").user == "demo"
@@ -173,10 +138,9 @@ def test_git_source_with_build_command_deploys(host):
                     "cp -r /srv/demo/releases/v7 /opt/demo-src && cd /opt/demo-src && rm -f .baton-release && "
                     "git init -q -b main && git -c user.email=t@t -c user.name=t add -A && "
                     "git -c user.email=t@t -c user.name=t commit -qm v8 && git tag v8")
-    env, deploy = _playbook(host, "deploy.yml", "-e", "baton_source_type=git", "-e", "baton_git_repo=file:///opt/demo-src",
-                            "-e", "baton_git_version=v8", "-e", "baton_build_command='echo built > BUILD_INFO'")
-    # zero_drop-style release arg is not given: the release id defaults to the git version.
-    r = subprocess.run(deploy, env=env, capture_output=True, text=True, timeout=300, check=False)
+    # No baton_release: the release id defaults to the git version.
+    r = run_playbook(host, "deploy.yml", "-e", "baton_source_type=git", "-e", "baton_git_repo=file:///opt/demo-src",
+                     "-e", "baton_git_version=v8", "-e", "baton_build_command='echo built > BUILD_INFO'")
     assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
     assert "X-Release: v8" in proxied(host)
     assert host.file("/srv/demo/releases/v8/BUILD_INFO").content_string.strip() == "built"

@@ -152,7 +152,7 @@ def test_ready_after_initial_failures(server):
     assert len(server.requests) == 5
     assert result.as_dict() == {
         'ready': True, 'elapsed': result.elapsed, 'attempts': 5, 'passes': 3, 'last_status': 200,
-        'last_error': None, 'first_pass_elapsed': result.first_pass_elapsed,
+        'last_error': None, 'first_pass_elapsed': result.first_pass_elapsed, 'started_at': result.started_at,
     }
 
 
@@ -417,6 +417,15 @@ def test_fake_request_timeout_default_and_no_attempt_after_deadline():
 def test_fake_explicit_request_timeout():
     _result, _clock, session = run_fake([200], timeout=10, request_timeout=0.75, passes=2)
     assert [call['timeout'] for call in session.calls] == [0.75, 0.75]
+
+
+def test_fake_started_at_is_the_wall_clock_at_start():
+    clock = FakeClock()
+    session = FakeSession(clock, [503, 200], 0.0)
+    result = wait_ready('http://app.test/readyz', session=session, clock=clock, sleep=clock.sleep,
+                        wall_clock=lambda: 1700000000.12345, timeout=10, interval=1, passes=1)
+    assert result.started_at == 1700000000.123
+    assert result.elapsed == 1.0
 
 
 def test_fake_first_pass_elapsed_tracks_final_streak():

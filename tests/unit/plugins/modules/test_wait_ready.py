@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import socket
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -88,7 +89,8 @@ def run_module(args, capsys):
     return exc_info.value.code, json.loads(out)
 
 
-RESULT_KEYS = {'ready', 'elapsed', 'attempts', 'passes', 'last_status', 'last_error', 'first_pass_elapsed'}
+RESULT_KEYS = {'ready', 'elapsed', 'attempts', 'passes', 'last_status', 'last_error', 'first_pass_elapsed',
+               'started_at'}
 
 
 def test_ready(server, capsys):
@@ -105,6 +107,7 @@ def test_ready(server, capsys):
     assert result['last_status'] == 200
     assert result['last_error'] is None
     assert 0 < result['first_pass_elapsed'] <= result['elapsed']
+    assert abs(result['started_at'] + result['elapsed'] - time.time()) < 5
 
 
 def test_not_ready_fails_with_clear_message(server, capsys):

@@ -1,0 +1,137 @@
+# Copyright (c) 2026, Baton maintainers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""supervisor + nginx, systemd + caddy, supervisor + caddy on booted lab hosts (one host each):
+units or programs, proxy configuration and state after converge (v1 then v2), then
+deploy -> deploy -> rollback under constant load through the proxy with zero non-2xx, and a
+restart of the proxy and of the process manager that comes back to the active slot only."""
+from __future__ import annotations
+
+import json
+import socket
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[4] / "tests" / "integration"))
+from molecule_helpers import address, proxied, state, under_load  # noqa: E402
+
+PORTS = {1: 8001, 2: 8002}
+
+
+def combo(host) -> tuple[str, str]:
+    v = host.ansible.get_variables()
+    return v["baton_process_manager"], v["baton_proxy"]
+
+
+def slot_runs(host, slot: int) -> bool:
+    manager, _proxy = combo(host)
+    if manager == "supervisor":
+        return " RUNNING " in host.run(f"supervisorctl status baton-demo-{slot}").stdout
+    return host.service(f"baton-demo@{slot}").is_running
+
+
+def assert_serves_only_active_slot(host, release: str) -> None:
+    s = state(host)
+    active, idle = s["active_slot"], s["next_slot"]
+    assert s["slots"][str(active)]["release"] == release
+    assert slot_runs(host, active) and not slot_runs(host, idle)
+    assert host.socket(f"tcp://127.0.0.1:{PORTS[active]}").is_listening
+    assert not host.socket(f"tcp://127.0.0.1:{PORTS[idle]}").is_listening
+    headers = proxied(host)
+    assert " 200 " in headers.splitlines()[0]
+    assert f"X-Release: {release}" in headers
+    assert f"X-Baton-Upstream: 127.0.0.1:{PORTS[active]}" in headers
+
+
+def test_converged_to_v2_on_slot_2(host):
+    s = state(host)
+    assert (s["active_slot"], s["next_slot"]) == (2, 1)
+    assert [h["release"] for h in s["history"]] == ["v1", "v2"]
+    assert_serves_only_active_slot(host, "v2")
+
+
+def test_process_manager_setup(host):
+    manager, _proxy = combo(host)
+    if manager == "systemd":
+        unit = host.check_output("systemctl show baton-demo@2 -p User -p TimeoutStopUSec -p NoNewPrivileges")
+        assert "User=demo" in unit and "NoNewPrivileges=yes" in unit
+        assert not host.file("/etc/supervisor/conf.d/baton-demo-1.conf").exists
+        return
+    assert host.service("supervisor").is_enabled and host.service("supervisor").is_running
+    for slot, autostart in ((1, "false"), (2, "true")):
+        conf = host.file(f"/etc/supervisor/conf.d/baton-demo-{slot}.conf").content_string
+        assert f"[program:baton-demo-{slot}]" in conf
+        assert f"autostart={autostart}" in conf  # a reboot brings back only the active slot
+        assert "user=demo" in conf and "stopsignal=TERM" in conf
+        assert "stopwaitsecs=45" in conf  # >= baton_drain_timeout (30)
+        assert "stdout_logfile_maxbytes=10MB" in conf and "stdout_logfile_backups=5" in conf
+        assert "s3cr3t" not in conf  # the environment stays in the 0640 env file
+    pid = host.check_output("supervisorctl pid baton-demo-2")
+    assert host.check_output(f"ps -o user= -p {pid}").strip() == "demo"
+    environ = host.check_output(f"tr '\\0' '\\n' < /proc/{pid}/environ")
+    assert "PORT=8002" in environ and "BATON_RELEASE=v2" in environ and "WARMUP_SECONDS=3" in environ
+    assert 'BATON_DEMO_SECRET=s3cr3t $HOME "quoted"' in environ  # passed through exactly, not expanded
+    assert "demo_app release=v2 slot=2" in host.file("/var/log/baton/demo-2.log").content_string
+
+
+def test_proxy_setup(host):
+    _manager, proxy = combo(host)
+    other = {"nginx": "caddy", "caddy": "nginx"}[proxy]
+    assert host.service(proxy).is_enabled and host.service(proxy).is_running
+    assert not host.service(other).is_running  # one proxy per host
+    if proxy == "nginx":
+        upstream = host.file("/etc/nginx/baton/demo.upstream.conf").content_string
+        assert "127.0.0.1:8002" in upstream and "127.0.0.1:8001" not in upstream
+        assert host.run("nginx -t").rc == 0
+        return
+    upstream = host.file("/etc/caddy/baton/demo.upstream").content_string
+    assert "to 127.0.0.1:8002" in upstream and "8001" not in upstream
+    site = host.file("/etc/caddy/baton/demo.caddyfile").content_string
+    assert "lb_try_duration 5s" in site
+    # The live configuration (loaded through the admin API) names only the active slot.
+    live = json.loads(host.check_output("curl -s http://localhost:2019/config/"))
+    handler = live["apps"]["http"]["servers"]["srv0"]["routes"][0]["handle"][0]
+    assert handler["upstreams"] == [{"dial": "127.0.0.1:8002"}]
+    assert handler["load_balancing"]["try_duration"] == 5_000_000_000
+
+
+def test_caddy_admin_api_is_not_reachable_from_outside(host):
+    if combo(host)[1] != "caddy":
+        return
+    assert host.socket("tcp://127.0.0.1:2019").is_listening
+    assert not host.socket("tcp://0.0.0.0:2019").is_listening
+    try:
+        socket.create_connection((address(host), 2019), timeout=2).close()
+        reachable = True
+    except OSError:
+        reachable = False
+    assert not reachable
+
+
+def test_deploy_deploy_rollback_under_load_drop_nothing(host):
+    result = under_load(host, "deploy:v3,deploy:v4,rollback")
+    assert result["requests"] > 1000
+    assert result["non_2xx"] == 0, result["codes"]
+    assert [step["rc"] for step in result["steps"]] == [0, 0, 0]
+    assert state(host)["history"][-1]["action"] == "rollback"
+    assert_serves_only_active_slot(host, "v3")
+
+
+def test_proxy_restart_comes_back_to_the_active_slot(host):
+    # The flip persisted the upstream: a restart (or a reboot) loads the active slot again.
+    _manager, proxy = combo(host)
+    host.run_expect([0], f"systemctl restart {proxy}")
+    host.run_expect([0], "for i in $(seq 50); do curl -sf -o /dev/null http://127.0.0.1/ && exit 0; sleep 0.1; done; exit 1")
+    assert_serves_only_active_slot(host, "v3")
+
+
+def test_process_manager_restart_starts_only_the_active_slot(host):
+    manager, _proxy = combo(host)
+    active, idle = state(host)["active_slot"], state(host)["next_slot"]
+    if manager == "systemd":  # what a reboot starts
+        assert host.service(f"baton-demo@{active}").is_enabled
+        assert not host.service(f"baton-demo@{idle}").is_enabled
+        return
+    host.run_expect([0], "systemctl restart supervisor")
+    host.run_expect([0], "for i in $(seq 100); do curl -sf -o /dev/null http://127.0.0.1/ && exit 0; sleep 0.1; done; exit 1")
+    assert_serves_only_active_slot(host, "v3")

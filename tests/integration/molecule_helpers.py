@@ -1,0 +1,68 @@
+# Copyright (c) 2026, Baton maintainers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""What the Molecule scenarios' testinfra tests share: the state file, requests through the proxy,
+the collection's playbooks run against the scenario's hosts, and deploys under constant load."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+STATE = "/var/lib/baton/demo/state.json"
+# Deploy vars every scenario shares (the demo app, warm-up 3 s).
+DEPLOY_VARS = REPO / "extensions" / "molecule" / "default" / "vars" / "deploy.yml"
+
+
+def state(host) -> dict:
+    return json.loads(host.file(STATE).content_string)
+
+
+def proxied(host, path: str = "/") -> str:
+    """Response headers of a request through the proxy, made on the host itself."""
+    return host.check_output(f"curl -s -D - -o /dev/null http://127.0.0.1{path}")
+
+
+def live(host) -> tuple:
+    """What is serving now: (state file, release answering through the proxy)."""
+    return state(host), [ln for ln in proxied(host).splitlines() if ln.startswith("X-Release")]
+
+
+def address(host) -> str:
+    return host.ansible.get_variables()["ansible_host"]
+
+
+def playbook_cmd(host, *extra: str) -> tuple[dict, list[str]]:
+    """Environment and ansible-playbook command (no playbook yet) for this host only."""
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(REPO / ".cache" / "collections"), ANSIBLE_PIPELINING="1",
+               ANSIBLE_HOST_KEY_CHECKING="False", MOLECULE_PROJECT_DIRECTORY=str(REPO),
+               ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
+    return env, [str(Path(sys.executable).parent / "ansible-playbook"), "-i", os.environ["MOLECULE_INVENTORY_FILE"],
+                 "--limit", host.backend.get_hostname(), "-e", f"@{DEPLOY_VARS}", *extra]
+
+
+def run_playbook(host, name: str, *extra: str) -> subprocess.CompletedProcess:
+    env, cmd = playbook_cmd(host, *extra)
+    return subprocess.run([*cmd, str(REPO / "playbooks" / name)], env=env, capture_output=True, text=True,
+                          timeout=300, check=False)
+
+
+def under_load(host, steps: str, rate: int = 200) -> dict:
+    """Run the steps (zero_drop.py --steps) under constant load through the host's proxy.
+
+    The JSON result is also kept in tests/output/zero-drop/ for the record."""
+    env, cmd = playbook_cmd(host)
+    r = subprocess.run(
+        [sys.executable, str(REPO / "tests" / "integration" / "zero_drop.py"), "--url", f"http://{address(host)}",
+         "--steps", steps, "--rate", str(rate), "--", *cmd],
+        env=env, capture_output=True, text=True, timeout=900, check=False)
+    print(r.stdout, r.stderr)
+    result = json.loads(r.stdout)
+    out = REPO / "tests" / "output" / "zero-drop"
+    out.mkdir(parents=True, exist_ok=True)
+    scenario = os.environ.get("MOLECULE_SCENARIO_NAME", "scenario")
+    (out / f"{scenario}-{host.backend.get_hostname()}.json").write_text(r.stdout)
+    return result
