@@ -15,10 +15,14 @@ Environment variables:
   DRAIN_SECONDS   grace after SIGTERM/SIGINT during which everything is still served (default 1.0)
   DRAIN_TIMEOUT   max extra wait for in-flight requests after the grace (default 30)
   ACCESS_LOG      1 to log every request to stderr (default off)
+  READYZ_STATUS   status /readyz answers once warm (default 200; e.g. 500 for a release that
+                  never becomes ready)
+  EXIT_AT_START   exit at once with this status (1-255) before listening: a release that crashes
+                  at start (default: unset, start normally)
 
 Endpoints (all bodies JSON; every response has X-Release and X-Slot headers):
   /livez          200 while the process answers, even while warming or draining
-  /readyz         200 when ready, 503 while warming or draining
+  /readyz         200 (READYZ_STATUS) when ready, 503 while warming or draining
   /healthz        legacy alias of /readyz
   /               200 {"release", "slot", "status"}; 503 while warming
   /slow?ms=N      sleep N ms (capped at 60000) then 200; 400 on a bad N; 503 while warming
@@ -73,6 +77,19 @@ def _header_safe(name: str, value: str) -> str:
     return value
 
 
+def _int_env(env: dict, name: str, low: int, high: int) -> int | None:
+    raw = env.get(name, "")
+    if raw == "":
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+    if not low <= value <= high:
+        raise ConfigError(f"{name} must be between {low} and {high}, got {value}")
+    return value
+
+
 def default_release() -> str:
     # resolve() so a release started through a `current` symlink still finds its own file.
     try:
@@ -101,6 +118,8 @@ def load_config(env: dict) -> dict:
         "drain_seconds": _float_env(env, "DRAIN_SECONDS", 1.0),
         "drain_timeout": _float_env(env, "DRAIN_TIMEOUT", 30.0),
         "access_log": env.get("ACCESS_LOG", "") == "1",
+        "readyz_status": _int_env(env, "READYZ_STATUS", 200, 599) or 200,
+        "exit_at_start": _int_env(env, "EXIT_AT_START", 1, 255),
     }
 
 
@@ -162,7 +181,7 @@ class Handler(BaseHTTPRequestHandler):
         if path == "/livez":
             self.reply(200, {"status": status})
         elif path in ("/readyz", "/healthz"):
-            self.reply(200 if status == "ready" else 503, {"status": status})
+            self.reply(cfg["readyz_status"] if status == "ready" else 503, {"status": status})
         elif path == "/stats":
             with st.cond:
                 counts = {"in_flight": st.in_flight, "served": st.served}
@@ -215,6 +234,9 @@ def main(argv: list[str]) -> int:
     except ConfigError as exc:
         print(f"demo_app: error: {exc}", file=sys.stderr)
         return 2
+    if cfg["exit_at_start"] is not None:
+        print(f"demo_app: exiting at start with status {cfg['exit_at_start']} (EXIT_AT_START)", file=sys.stderr)
+        return cfg["exit_at_start"]
 
     state = State(cfg)  # warm-up is measured from here, before the port is even bound
     # Installed before binding so an early SIGTERM still drains cleanly. The handler only

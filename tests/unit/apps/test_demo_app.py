@@ -21,7 +21,7 @@ import pytest
 APP = Path(__file__).resolve().parents[2] / "apps" / "demo" / "demo_app.py"
 # Variables the app reads: never inherit them from the developer's shell.
 APP_VARS = ("PORT", "BIND", "BATON_SLOT", "BATON_RELEASE", "WARMUP_SECONDS",
-            "DRAIN_SECONDS", "DRAIN_TIMEOUT", "ACCESS_LOG")
+            "DRAIN_SECONDS", "DRAIN_TIMEOUT", "ACCESS_LOG", "READYZ_STATUS", "EXIT_AT_START")
 
 
 def free_port() -> int:
@@ -283,12 +283,37 @@ def test_access_log_opt_in(start_app):
     ({"PORT": "8000", "DRAIN_SECONDS": "-1"}, "DRAIN_SECONDS must be a finite number >= 0"),
     ({"PORT": "8000", "DRAIN_TIMEOUT": "nan"}, "DRAIN_TIMEOUT must be a finite number >= 0"),
     ({"PORT": "8000", "BATON_RELEASE": "a\nb"}, "BATON_RELEASE must be non-empty printable"),
+    ({"PORT": "8000", "READYZ_STATUS": "ok"}, "READYZ_STATUS must be an integer"),
+    ({"PORT": "8000", "READYZ_STATUS": "99"}, "READYZ_STATUS must be between 200 and 599"),
+    ({"PORT": "8000", "EXIT_AT_START": "0"}, "EXIT_AT_START must be between 1 and 255"),
 ])
 def test_invalid_config_exits_2(env, message):
     proc = subprocess.run([sys.executable, str(APP)], env=clean_env(**env),
                           capture_output=True, text=True, timeout=10, check=False)
     assert proc.returncode == 2
     assert f"demo_app: error: {message}" in proc.stderr
+
+
+def test_readyz_status_when_warm(start_app):
+    app = start_app(READYZ_STATUS="500")
+    status, _headers, body = app.get("/readyz")
+    assert (status, body["status"]) == (500, "ready")
+    assert app.get("/healthz")[0] == 500
+    assert app.get("/")[0] == 200 and app.get("/livez")[0] == 200  # only readiness is broken
+    app.proc.send_signal(signal.SIGTERM)  # draining still says 503, as the contract wants
+    wait_for(lambda: app.get("/readyz")[0] == 503)
+
+
+def test_readyz_status_while_warming_is_503(start_app):
+    assert start_app(READYZ_STATUS="500", WARMUP_SECONDS="30").get("/readyz")[0] == 503
+
+
+def test_exit_at_start():
+    # Exits before it binds: the port does not even have to be free.
+    proc = subprocess.run([sys.executable, str(APP)], env=clean_env(PORT="1", EXIT_AT_START="3"),
+                          capture_output=True, text=True, timeout=10, check=False)
+    assert proc.returncode == 3
+    assert "exiting at start with status 3 (EXIT_AT_START)" in proc.stderr
 
 
 def test_port_in_use_exits_1():
