@@ -5,10 +5,12 @@
 the collection's playbooks run against the scenario's hosts, and deploys under constant load."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -66,3 +68,23 @@ def under_load(host, steps: str, rate: int = 200) -> dict:
     scenario = os.environ.get("MOLECULE_SCENARIO_NAME", "scenario")
     (out / f"{scenario}-{host.backend.get_hostname()}.json").write_text(r.stdout)
     return result
+
+
+@contextlib.contextmanager
+def constant_load(*hosts, rate: int = 100, settle: float = 1.0):
+    """Constant load through each host's proxy while the block runs (zero_drop.ConstantLoad).
+
+    Yields a dict that holds, after the block, one zero_drop result per host (by host name)."""
+    sys.path.insert(0, str(REPO / "tests" / "integration"))
+    from zero_drop import ConstantLoad
+
+    results: dict = {}
+    with contextlib.ExitStack() as stack:
+        loads = {h.backend.get_hostname(): stack.enter_context(
+            ConstantLoad(f"http://{address(h)}", rate=rate, workers=max(1, rate // 10), slow_ms=1000,
+                         slow_workers=2)) for h in hosts}
+        time.sleep(settle)
+        yield results
+        time.sleep(settle)
+    for name, load in loads.items():
+        results[name] = load.result()

@@ -9,6 +9,7 @@ Load: ``hey`` at a constant rate (keep-alive) on ``/`` plus threads that keep sl
 other: ``deploy:RELEASE`` runs ``PLAYBOOKS/deploy.yml -e baton_release=RELEASE``, ``rollback``
 runs ``PLAYBOOKS/rollback.yml``, each appended to the given ansible-playbook command.
 Prints a JSON summary; exits 1 if any request was not 2xx or any step failed.
+Tests that drive their own steps use the load alone: ``with ConstantLoad(url) as load: ...``.
 
     zero_drop.py --url http://10.77.10.10 --steps deploy:v2,deploy:v3,rollback \
         -- ansible-playbook -i inventory.yml -e @vars.yml --limit web1
@@ -51,6 +52,52 @@ def parse_step(step: str, playbooks: str) -> tuple[str, list[str]]:
     raise SystemExit(f"bad step {step!r}: use deploy:RELEASE or rollback")
 
 
+class ConstantLoad:
+    """The load alone, for callers that run their own steps (``with ConstantLoad(url) as load:``).
+
+    ``result()`` (after the block) counts every response: {"requests", "non_2xx", "codes", "hey_errors"}.
+    """
+
+    def __init__(self, url: str, rate: int = 200, workers: int = 20, slow_ms: int = 1500,
+                 slow_workers: int = 3) -> None:
+        self.url, self.rate, self.workers = url.rstrip("/"), rate, workers
+        self.slow_ms, self.slow_workers = slow_ms, slow_workers
+        self.out = self.err = ""
+        self.slow: list = []
+
+    def __enter__(self) -> "ConstantLoad":
+        self.hey = subprocess.Popen(
+            ["hey", "-z", "3600s", "-c", str(self.workers), "-q", str(max(1, self.rate // self.workers)),
+             "-o", "csv", self.url + "/"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.stop = threading.Event()
+        self.threads = [threading.Thread(target=slow_worker, daemon=True,
+                                         args=(f"{self.url}/slow?ms={self.slow_ms}", self.stop, self.slow))
+                        for _worker in range(self.slow_workers)]
+        for t in self.threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.hey.send_signal(signal.SIGINT)
+        self.stop.set()
+        self.out, self.err = self.hey.communicate(timeout=60)
+        for t in self.threads:
+            t.join(timeout=self.slow_ms / 1000 + 35)
+
+    def result(self) -> dict:
+        codes: dict[str, int] = {}
+        rows = list(csv.DictReader(io.StringIO(self.out)))
+        for row in rows:
+            code = row.get("status-code") or "error"
+            codes[code] = codes.get(code, 0) + 1
+        for s in self.slow:
+            codes[f"slow:{s}"] = codes.get(f"slow:{s}", 0) + 1
+        bad = sum(n for c, n in codes.items() if not c.removeprefix("slow:").startswith("2"))
+        return {"requests": len(rows) + len(self.slow), "non_2xx": bad, "codes": codes,
+                "hey_requests": len(rows), "hey_errors": self.err.strip()[-500:] if self.err.strip() else ""}
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--url", required=True, help="proxy base URL, e.g. http://10.77.10.10")
@@ -67,18 +114,8 @@ def main() -> int:
     a = p.parse_args()
     cmd = [c for c in a.playbook_cmd if c != "--"]
     steps = [parse_step(step, a.playbooks) for step in a.steps.split(",")]
-    hey = subprocess.Popen(
-        ["hey", "-z", "3600s", "-c", str(a.workers), "-q", str(max(1, a.rate // a.workers)),
-         "-o", "csv", a.url.rstrip("/") + "/"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    stop, slow = threading.Event(), []
-    threads = [threading.Thread(target=slow_worker, daemon=True,
-                                args=(f"{a.url.rstrip('/')}/slow?ms={a.slow_ms}", stop, slow))
-               for _worker in range(a.slow_workers)]
-    for t in threads:
-        t.start()
     done = []
-    try:
+    with ConstantLoad(a.url, a.rate, a.workers, a.slow_ms, a.slow_workers) as load:
         time.sleep(a.settle)
         for name, args in steps:
             t0 = time.monotonic()
@@ -92,28 +129,15 @@ def main() -> int:
                 sys.stderr.write(r.stdout[-3000:] + r.stderr[-2000:])
                 break
         time.sleep(a.settle)
-    finally:
-        hey.send_signal(signal.SIGINT)
-        stop.set()
-        out, err = hey.communicate(timeout=60)
-        for t in threads:
-            t.join(timeout=a.slow_ms / 1000 + 35)
-    codes: dict[str, int] = {}
-    rows = list(csv.DictReader(io.StringIO(out)))
-    for row in rows:
-        code = row.get("status-code") or "error"
-        codes[code] = codes.get(code, 0) + 1
-    for s in slow:
-        codes[f"slow:{s}"] = codes.get(f"slow:{s}", 0) + 1
-    sent = len(rows) + len(slow)
-    bad = sum(n for c, n in codes.items() if not c.removeprefix("slow:").startswith("2"))
-    result = {"requests": sent, "non_2xx": bad, "codes": codes, "steps": done,
-              "hey_errors": err.strip()[-500:] if err.strip() else ""}
+    counted = load.result()
+    rows = counted.pop("hey_requests")
+    result = {"requests": counted["requests"], "non_2xx": counted["non_2xx"], "codes": counted["codes"],
+              "steps": done, "hey_errors": counted["hey_errors"]}
     print(json.dumps(result, indent=2))
     if not rows:
         print("no requests recorded by hey", file=sys.stderr)
         return 1
-    return 1 if bad or any(d["rc"] for d in done) or len(done) < len(steps) else 0
+    return 1 if result["non_2xx"] or any(d["rc"] for d in done) or len(done) < len(steps) else 0
 
 
 if __name__ == "__main__":
