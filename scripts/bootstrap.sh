@@ -50,4 +50,4 @@ if [[ "$want" != "$have" ]]; then
 else
     log "$REQS unchanged since last install"
 fi
-log "ok: $("$VENV/bin/ansible" --version | head -1)"
+log "ok: $("$VENV/bin/ansible" --version | sed -n 1p)"

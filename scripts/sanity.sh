@@ -11,7 +11,9 @@ REPO="$PWD"
 export PATH="$REPO/.venv/bin:$PATH"
 
 PYVER="${ANSIBLE_TEST_PYTHON:-3.11}"
-WORK="${TMPDIR:-/tmp}/baton-ansible-test"
+# A directory of its own per run, so that two runs (two checkouts, two people) never share a copy.
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/baton-ansible-test.XXXXXX")"
+trap 'rm -rf "$WORK"' EXIT
 DEST="$WORK/ansible_collections/baton/deploy"
 
 log() { printf '[sanity] %s\n' "$*"; }
@@ -56,7 +58,6 @@ PY
 
 copy_tree() {
     log "copying collection to $DEST"
-    rm -rf "$WORK"
     mkdir -p "$DEST"
     tar -C "$REPO" -cf - \
         --exclude=./.git --exclude=./.venv --exclude=./.cache --exclude=./tests/output \
