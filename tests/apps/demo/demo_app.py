@@ -19,6 +19,8 @@ Environment variables:
                   never becomes ready)
   EXIT_AT_START   exit at once with this status (1-255) before listening: a release that crashes
                   at start (default: unset, start normally)
+  CRASH_AFTER_SECONDS  once ready, crash (exit 1 at once, connections cut) after this many
+                  seconds: a release that passes its readiness check, then dies (default: unset)
 
 Endpoints (all bodies JSON; every response has X-Release and X-Slot headers):
   /livez          200 while the process answers, even while warming or draining
@@ -120,6 +122,7 @@ def load_config(env: dict) -> dict:
         "access_log": env.get("ACCESS_LOG", "") == "1",
         "readyz_status": _int_env(env, "READYZ_STATUS", 200, 599) or 200,
         "exit_at_start": _int_env(env, "EXIT_AT_START", 1, 255),
+        "crash_after": _float_env(env, "CRASH_AFTER_SECONDS", -1.0),
     }
 
 
@@ -266,7 +269,11 @@ def main(argv: list[str]) -> int:
 
     # Poll with is_set() rather than stop.wait(): Event.wait holds the event's internal lock at
     # moments when the signal handler (running on this same thread) may need it for set().
+    crash_at = state.started + cfg["warmup"] + cfg["crash_after"] if cfg["crash_after"] >= 0 else math.inf
     while not stop.is_set():
+        if time.monotonic() >= crash_at:
+            log("crashing (CRASH_AFTER_SECONDS)")
+            os._exit(1)  # no drain, no cleanup: what a crash looks like to the proxy
         time.sleep(0.05)
 
     state.draining.set()

@@ -21,7 +21,8 @@ import pytest
 APP = Path(__file__).resolve().parents[2] / "apps" / "demo" / "demo_app.py"
 # Variables the app reads: never inherit them from the developer's shell.
 APP_VARS = ("PORT", "BIND", "BATON_SLOT", "BATON_RELEASE", "WARMUP_SECONDS",
-            "DRAIN_SECONDS", "DRAIN_TIMEOUT", "ACCESS_LOG", "READYZ_STATUS", "EXIT_AT_START")
+            "DRAIN_SECONDS", "DRAIN_TIMEOUT", "ACCESS_LOG", "READYZ_STATUS", "EXIT_AT_START",
+            "CRASH_AFTER_SECONDS")
 
 
 def free_port() -> int:
@@ -286,6 +287,7 @@ def test_access_log_opt_in(start_app):
     ({"PORT": "8000", "READYZ_STATUS": "ok"}, "READYZ_STATUS must be an integer"),
     ({"PORT": "8000", "READYZ_STATUS": "99"}, "READYZ_STATUS must be between 200 and 599"),
     ({"PORT": "8000", "EXIT_AT_START": "0"}, "EXIT_AT_START must be between 1 and 255"),
+    ({"PORT": "8000", "CRASH_AFTER_SECONDS": "-2"}, "CRASH_AFTER_SECONDS must be a finite number >= 0"),
 ])
 def test_invalid_config_exits_2(env, message):
     proc = subprocess.run([sys.executable, str(APP)], env=clean_env(**env),
@@ -332,3 +334,11 @@ def test_help_documents_env_vars():
     assert proc.returncode == 0
     for var in APP_VARS:
         assert var in proc.stdout
+
+
+def test_crash_after_ready(start_app):
+    # Ready first (the fixture waits for /livez), then it dies without draining: exit 1.
+    app = start_app(CRASH_AFTER_SECONDS="3")
+    assert app.get("/readyz")[0] == 200
+    assert app.proc.wait(timeout=10) == 1
+    assert "demo_app crashing (CRASH_AFTER_SECONDS)" in app.proc.stderr.read()
