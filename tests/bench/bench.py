@@ -364,10 +364,6 @@ def run(args: argparse.Namespace, out: Path) -> list[dict]:
 
 # --- report --------------------------------------------------------------------------------
 
-def verdict(ok: bool) -> str:
-    return "meets" if ok else "MISSES"
-
-
 def fmt(value, unit: str = "") -> str:
     return "-" if value is None else f"{value}{unit}"
 
@@ -386,27 +382,31 @@ def table(results: list[dict], args: argparse.Namespace) -> str:
         s, lat = r["summary"], r["summary"]["latency_ms"]
         non2xx = ", ".join(f"{c}: {n}" for c, n in s["non_2xx"].items()) or "none"
         rows.append(
-            f"| {r['name']} | {s['deploys']} ({s['failed_deploys']}) | {s['requests']} ({s['rate_per_s']}) | {s['ok_pct']:.3f} | {s['deploy_window_ok_pct']:.3f} "
+            f"| {r['name']} | {s['deploys']} ({s['failed_deploys']}) | {s['requests']} ({s['rate_per_s']}) "
+            f"| {s['ok_pct']:.3f} | {s['deploy_window_ok_pct']:.3f} "
             f"| {non2xx} | {fmt(lat['steady_p50'])} / {fmt(lat['steady_p99'])} "
             f"| {fmt(lat['deploy_p50'])} / {fmt(lat['deploy_p99'])} "
             f"| {fmt(s['ready_to_routed_s']['median'])} / {fmt(s['ready_to_routed_s']['max'])} "
             f"| {fmt(s['overhead_s']['median'])} / {fmt(s['overhead_s']['max'])} | {fmt(s['wall_s']['median'])} |")
     rows += ["", "Targets (Baton): 2xx = 100.000 %; overhead ≤ 3 s per host; ready→routed ≤ 0.5 s; "
              "p99 during deploys ≤ 1.5 × steady p99."]
-    for r in results:
-        if "skipped" in r or not r["name"].startswith("Baton"):
-            continue
-        s, lat = r["summary"], r["summary"]["latency_ms"]
-        ratio = (lat["deploy_p99"] / lat["steady_p99"]) if lat["deploy_p99"] and lat["steady_p99"] else None
-        checks = [
-            f"2xx {fmt(s['ok_pct'])} % ({verdict(s['ok_pct'] == TARGETS['ok_pct'])})",
-            f"overhead max {fmt(s['overhead_s']['max'])} s "
-            f"({verdict(s['overhead_s']['max'] is not None and s['overhead_s']['max'] <= TARGETS['overhead_s'])})",
-            f"ready→routed max {fmt(s['ready_to_routed_s']['max'])} s ({verdict(s['ready_to_routed_s']['max'] is not None and s['ready_to_routed_s']['max'] <= TARGETS['ready_to_routed_s'])})",
-            f"p99 ratio {fmt(rounded(ratio, 2))} ({verdict(ratio is not None and ratio <= TARGETS['p99_ratio'])})",
-        ]
-        rows.append(f"- {r['name']}: " + "; ".join(checks))
+    rows += [f"- {r['name']}: " + "; ".join(target_checks(r["summary"]))
+             for r in results if "skipped" not in r and r["name"].startswith("Baton")]
     return "\n".join(rows)
+
+
+def target_checks(s: dict) -> list[str]:
+    """Each target's figure and whether it meets the target."""
+    lat = s["latency_ms"]
+    ratio = rounded(lat["deploy_p99"] / lat["steady_p99"], 2) if lat["deploy_p99"] and lat["steady_p99"] else None
+    figures = [("2xx", s["ok_pct"], "%", "ok_pct"), ("overhead max", s["overhead_s"]["max"], "s", "overhead_s"),
+               ("ready→routed max", s["ready_to_routed_s"]["max"], "s", "ready_to_routed_s"),
+               ("p99 deploy/steady", ratio, "×", "p99_ratio")]
+    checks = []
+    for label, value, unit, target in figures:
+        ok = value is not None and (value == TARGETS[target] if target == "ok_pct" else value <= TARGETS[target])
+        checks.append(f"{label} {fmt(value)} {unit} ({'meets' if ok else 'MISSES'})")
+    return checks
 
 
 def breakdown_text(results: list[dict], top: int = 20) -> str:
