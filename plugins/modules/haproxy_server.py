@@ -31,7 +31,7 @@ attributes:
     support: full
     description: Can run in check_mode and return changed status prediction without modifying target.
     details:
-      - In check mode the current state is read and RV(changed) says whether it would change; nothing is sent
+      - In check mode the current state is read and C(changed) says whether it would change; nothing is sent
         and nothing is waited for.
   diff_mode:
     support: none
