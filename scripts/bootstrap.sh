@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(debootstrap systemd-container nftables hey zstd openssh-client)
+APT_PACKAGES=(debootstrap systemd-container nftables zstd openssh-client)
 VENV=.venv
 REQS=requirements-test.txt
 STAMP="$VENV/.requirements-test.sha256"

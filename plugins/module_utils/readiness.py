@@ -318,3 +318,82 @@ def wait_ready(url, status_codes=DEFAULT_STATUS_CODES, body_regex=None, expected
             session.close()
     result.elapsed = round(clock() - start, 3)
     return result
+
+
+class WatchResult:
+    """Outcome of a :func:`watch` run.
+
+    Attributes:
+        healthy: True when the endpoint never failed ``failures`` checks in a row during the watch.
+        elapsed: seconds the watch ran (shorter than the duration when it found a failure).
+        attempts: number of requests made.
+        failed_after: seconds into the watch at which the first of the failing run of checks was
+            made, or None when healthy.
+        last_status: HTTP status of the last attempt, or None if it got no response.
+        last_error: why the last attempt failed, or None if it passed.
+    """
+
+    __slots__ = ('healthy', 'elapsed', 'attempts', 'failed_after', 'last_status', 'last_error')
+
+    def __init__(self):
+        self.healthy = True
+        self.elapsed = 0.0
+        self.attempts = 0
+        self.failed_after = None
+        self.last_status = None
+        self.last_error = None
+
+    def as_dict(self):
+        return {name: getattr(self, name) for name in self.__slots__}
+
+
+def watch(url, duration, failures=2, status_codes=DEFAULT_STATUS_CODES, interval=0.5, request_timeout=None,
+          headers=None, validate_certs=True, session=None, clock=time.monotonic, sleep=time.sleep):
+    """Check ``url`` for ``duration`` seconds; stop at the first run of ``failures`` failed checks.
+
+    The counterpart of :func:`wait_ready` once an endpoint is in service: it must *stay* ready.
+    A single failed check followed by a pass is tolerated when ``failures`` > 1. Returns a
+    :class:`WatchResult`; raises ValueError on invalid parameters.
+    """
+    errors = validate_params(url, status_codes, interval=interval, timeout=duration, request_timeout=request_timeout)
+    if not isinstance(failures, int) or isinstance(failures, bool) or failures < 1:
+        errors.append('failures must be an integer >= 1, got %r' % (failures,))
+    if errors:
+        raise ValueError('; '.join(errors))
+    if request_timeout is None:
+        request_timeout = default_request_timeout(min(duration, interval * 4))
+    own_session = session is None
+    if own_session:
+        if not HAS_REQUESTS:
+            raise RuntimeError('the requests library is required: %s' % REQUESTS_IMPORT_ERROR)
+        session = requests.Session()
+    result = WatchResult()
+    start = clock()
+    streak, streak_start = 0, None
+    try:
+        while True:
+            attempt_at = clock() - start
+            passed, status, error = check_once(session, url, status_codes=frozenset(status_codes),
+                                               request_timeout=request_timeout,
+                                               headers={str(k): str(v) for k, v in (headers or {}).items()},
+                                               validate_certs=validate_certs)
+            result.attempts += 1
+            result.last_status, result.last_error = status, error
+            if passed:
+                streak, streak_start = 0, None
+            else:
+                streak += 1
+                streak_start = attempt_at if streak_start is None else streak_start
+                if streak >= failures:
+                    result.healthy = False
+                    result.failed_after = round(streak_start, 3)
+                    break
+            remaining = duration - (clock() - start)
+            if remaining <= 0:
+                break
+            sleep(min(interval, remaining))
+    finally:
+        if own_session:
+            session.close()
+    result.elapsed = round(clock() - start, 3)
+    return result

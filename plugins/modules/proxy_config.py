@@ -18,7 +18,7 @@ description:
   - If validation or applying fails, the previous content of O(path) is restored and the module fails with a message
     that says what failed and that the proxy still runs its previous configuration.
   - Without O(content) the file is left alone and the current configuration is validated and applied (a reload).
-  - When O(content) is already in place nothing is run and RV(changed=false), unless O(force=true).
+  - When O(content) is already in place nothing is run and C(changed=false), unless O(force=true).
   - One module run instead of a template, a validation, a reload and a rescue; the rotation uses it for the flip, so
     that the proxy serves the new slot as soon as possible after it is ready.
 author:
@@ -28,7 +28,7 @@ attributes:
     support: full
     description: Can run in check_mode and return changed status prediction without modifying target.
     details:
-      - In check mode nothing is written, validated or applied; RV(changed) says whether O(content) differs.
+      - In check mode nothing is written, validated or applied; C(changed) says whether O(content) differs.
   diff_mode:
     support: full
     description: Will return details on what has changed (or possibly needs changing in diff_mode), when in diff mode.

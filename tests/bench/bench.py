@@ -5,7 +5,7 @@
 """Zero-drop benchmark: Baton's deploys versus the usual scripts, under the same constant load.
 
 Boots lab hosts (tests/lab/baton_lab.py), then for each scenario deploys the demo app
-(tests/apps/demo) N times in a row while tests/bench/load.py keeps a constant keep-alive load
+(tests/apps/demo) N times in a row while tests/integration/load.py keeps a constant keep-alive load
 plus a stream of slow requests on the proxy, and probes both slot ports every 20 ms:
 
 * Baton, once per process manager x proxy combination (one fresh host each); a combination
@@ -39,8 +39,9 @@ from collections import Counter, defaultdict
 from datetime import datetime, timezone
 from pathlib import Path
 
-from load import Load
-from plot import plot_timelines
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
+from load import Load  # noqa: E402 (tests/integration/load.py, shared with the zero-drop tests)
+from plot import plot_timelines  # noqa: E402
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parents[1]

@@ -52,11 +52,11 @@ def run_playbook(host, name: str, *extra: str) -> subprocess.CompletedProcess:
                           timeout=300, check=False)
 
 
-def under_load(host, steps: str, rate: int = 200) -> dict:
-    """Run the steps (zero_drop.py --steps) under constant load through the host's proxy.
-
-    The JSON result is also kept in tests/output/zero-drop/ for the record."""
-    env, cmd = playbook_cmd(host)
+def under_load(host, name: str, steps: str, *extra: str, rate: int = 200) -> dict:
+    """Run the steps (zero_drop.py --steps) under constant load through the host's proxy; ``extra``
+    goes to every ansible-playbook run. The JSON result is also kept as
+    tests/output/zero-drop/<scenario>-<host>-<name>.json, for the record."""
+    env, cmd = playbook_cmd(host, *extra)
     r = subprocess.run(
         [sys.executable, str(REPO / "tests" / "integration" / "zero_drop.py"), "--url", f"http://{address(host)}",
          "--steps", steps, "--rate", str(rate), "--", *cmd],
@@ -66,7 +66,7 @@ def under_load(host, steps: str, rate: int = 200) -> dict:
     out = REPO / "tests" / "output" / "zero-drop"
     out.mkdir(parents=True, exist_ok=True)
     scenario = os.environ.get("MOLECULE_SCENARIO_NAME", "scenario")
-    (out / f"{scenario}-{host.backend.get_hostname()}.json").write_text(r.stdout)
+    (out / f"{scenario}-{host.backend.get_hostname()}-{name}.json").write_text(r.stdout)
     return result
 
 

@@ -109,7 +109,7 @@ def test_caddy_admin_api_is_not_reachable_from_outside(host):
 
 
 def test_deploy_deploy_rollback_under_load_drop_nothing(host):
-    result = under_load(host, "deploy:v3,deploy:v4,rollback")
+    result = under_load(host, "deploy-deploy-rollback", "deploy:v3,deploy:v4,rollback")
     assert result["requests"] > 1000
     assert result["non_2xx"] == 0, result["codes"]
     assert [step["rc"] for step in result["steps"]] == [0, 0, 0]

@@ -65,7 +65,7 @@ def test_releases_are_built_and_linked(host):
 
 def test_three_deploys_under_load_drop_nothing(host):
     """Constant load through nginx, slow requests in flight at each flip, 3 deploys: zero non-2xx."""
-    result = under_load(host, "deploy:v3,deploy:v2,deploy:v3")
+    result = under_load(host, "three-deploys", "deploy:v3,deploy:v2,deploy:v3")
     assert result["requests"] > 1000
     assert result["non_2xx"] == 0, result["codes"]
     assert [step["rc"] for step in result["steps"]] == [0, 0, 0]
@@ -106,6 +106,24 @@ def test_release_that_never_gets_ready_is_not_routed(host):
     assert live(host) == before
     assert not host.service(f"baton-demo@{nxt}").is_running
     assert not host.file("/var/lib/baton/demo/deploy.lock").exists
+
+
+def test_release_that_crashes_after_the_flip_is_flipped_back(host):
+    """Ready, flipped, then it dies inside the watch window: back to the old slot, nothing dropped."""
+    before = live(host)
+    old, nxt = before[0]["active_slot"], before[0]["next_slot"]
+    result = under_load(host, "crash-after-flip", "deploy:v10", "-e", "baton_watch_seconds=8", "-e",
+                        '{"baton_env": {"WARMUP_SECONDS": "3", "DRAIN_SECONDS": "0.5", "CRASH_AFTER_SECONDS": "2"}}')
+    assert result["requests"] > 500
+    assert result["non_2xx"] == 0, result["codes"]
+    [step] = result["steps"]
+    assert step["rc"] == 2
+    assert f"Release v10 on slot {nxt} was ready, but after the flip" in step["failure"]
+    assert f"The proxy was flipped back to slot {old}" in step["failure"]
+    assert live(host) == before
+    assert not host.service(f"baton-demo@{nxt}").is_running
+    upstream = host.file("/etc/nginx/baton/demo.upstream.conf").content_string
+    assert f"127.0.0.1:{8000 + old} max_fails=0;" in upstream and f"127.0.0.1:{8000 + nxt}" not in upstream
 
 
 def test_second_deploy_refuses_while_locked(host):

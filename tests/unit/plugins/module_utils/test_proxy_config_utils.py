@@ -126,10 +126,13 @@ def test_apply_url_posts_the_validated_output(conf):
     assert posts == [('http://localhost:2019/load', '{"apps": {"http": {}}}', NEW)]
 
 
+def refuse(url, body):
+    raise ConnectionRefusedError('refused')
+
+
 @pytest.mark.parametrize('post, message', [
     (lambda url, body: 400, 'applying failed (POST http://localhost:2019/load): HTTP status 400'),
-    (lambda url, body: (_ for _ in ()).throw(ConnectionRefusedError('refused')),
-     'applying failed (POST http://localhost:2019/load): refused'),
+    (refuse, 'applying failed (POST http://localhost:2019/load): refused'),
 ])
 def test_apply_url_failure_restores(conf, post, message):
     with pytest.raises(ProxyConfigError) as excinfo:

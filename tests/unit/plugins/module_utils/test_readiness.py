@@ -22,6 +22,7 @@ from ansible_collections.baton.deploy.plugins.module_utils.readiness import (
     evaluate_response,
     validate_params,
     wait_ready,
+    watch,
 )
 
 
@@ -572,3 +573,59 @@ def test_wait_ready_raises_on_invalid_params():
 def test_import_guard_flags():
     assert readiness.HAS_REQUESTS is True
     assert readiness.REQUESTS_IMPORT_ERROR is None
+
+
+# --------------------------------------------------------------------------------------------
+# watch(): the endpoint must stay ready
+# --------------------------------------------------------------------------------------------
+
+def run_watch(outcomes, **kwargs):
+    clock = FakeClock()
+    session = FakeSession(clock, outcomes)
+    result = watch('http://app.test/readyz', session=session, clock=clock, sleep=clock.sleep, **kwargs)
+    return result, clock, session
+
+
+def test_watch_healthy_for_the_whole_duration():
+    result, clock, session = run_watch([200], duration=3, interval=1)
+    assert result.healthy is True and result.failed_after is None
+    assert result.attempts == 4 and len(session.calls) == 4  # at 0, 1, 2 and 3 s
+    assert clock.sleeps == [1, 1, 1]
+    assert result.elapsed == 3.0
+
+
+def test_watch_stops_at_the_first_run_of_failures():
+    result, _clock, session = run_watch([200, 200, 503, 503, 200], duration=10, interval=1, failures=2)
+    assert result.healthy is False
+    assert result.failed_after == 2.0  # the first of the two failures
+    assert (result.attempts, result.last_status, result.last_error) == (4, 503, 'status 503')
+    assert result.elapsed == 3.0
+
+
+def test_watch_tolerates_a_single_blip():
+    result, _clock, _session = run_watch([200, 503, 200, 200], duration=3, interval=1, failures=2)
+    assert result.healthy is True and result.attempts == 4
+
+
+def test_watch_connection_refused_counts_as_failure():
+    refused = requests.exceptions.ConnectionError(ConnectionRefusedError(111, 'Connection refused'))
+    result, _clock, _session = run_watch([200, refused], duration=5, interval=0.5, failures=1)
+    assert result.healthy is False
+    assert (result.failed_after, result.last_status, result.last_error) == (0.5, None, 'connection refused')
+
+
+@pytest.mark.parametrize('kwargs, fragment', [
+    ({'duration': 0}, 'timeout must be > 0'),
+    ({'duration': 5, 'failures': 0}, 'failures must be an integer >= 1'),
+    ({'duration': 5, 'interval': 0}, 'interval must be > 0'),
+])
+def test_watch_invalid_params(kwargs, fragment):
+    with pytest.raises(ValueError, match=fragment):
+        watch('http://app.test/readyz', **kwargs)
+
+
+def test_watch_real_server(server):
+    server.script(200, 200, 500)
+    result = watch(server.url(), duration=5, interval=0.01, failures=1)
+    assert result.healthy is False and result.last_status == 500
+    assert len(server.requests) == 3
