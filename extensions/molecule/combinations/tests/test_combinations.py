@@ -10,10 +10,12 @@ from __future__ import annotations
 import json
 import socket
 import sys
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[4] / "tests" / "integration"))
-from molecule_helpers import address, proxied, state, under_load  # noqa: E402
+from molecule_helpers import address, proxied, run_playbook, state, under_load  # noqa: E402
 
 PORTS = {1: 8001, 2: 8002}
 
@@ -135,3 +137,25 @@ def test_process_manager_restart_starts_only_the_active_slot(host):
     host.run_expect([0], "systemctl restart supervisor")
     host.run_expect([0], "for i in $(seq 100); do curl -sf -o /dev/null http://127.0.0.1/ && exit 0; sleep 0.1; done; exit 1")
     assert_serves_only_active_slot(host, "v3")
+
+
+def outside(host):
+    """(status, Retry-After, body) of a request through the proxy from outside the host."""
+    try:
+        with urllib.request.urlopen(f"http://{address(host)}/", timeout=5) as r:
+            return r.status, r.headers.get("Retry-After"), r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers.get("Retry-After"), e.read().decode()
+
+
+def test_maintenance_mode_on_and_off(host):
+    r = run_playbook(host, "maintenance.yml", "-e", "baton_maintenance=true")
+    assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
+    assert outside(host) == (503, "300", "Down for maintenance, back soon.\n" if combo(host)[1] == "nginx"
+                             else "Down for maintenance, back soon.")
+    assert " 200 " in proxied(host).splitlines()[0]  # the host itself (and the rotation) still gets through
+    assert_serves_only_active_slot(host, "v3")  # instances untouched
+    r = run_playbook(host, "maintenance.yml", "-e", "baton_maintenance=false")
+    assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
+    status, retry_after, body = outside(host)
+    assert (status, retry_after, json.loads(body)["release"]) == (200, None, "v3")
