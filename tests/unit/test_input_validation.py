@@ -86,17 +86,11 @@ class CallbackModule(CallbackBase):
 '''
 
 # Tasks that only run on the controller and make no change: validation happens in these.
-VALIDATION_TASKS = ("Validating arguments against arg spec", "Validate the app name and slot ports",
-                    "Check the release id")
+VALIDATION_TASKS = ("Validating arguments against arg spec", "Validate the input against every role's argument specs",
+                    "Validate the app name and slot ports", "Check the release id")
 GOOD = {"baton_release": "v1", "baton_source": "/nonexistent"}
 
 
-def _bug(reason):
-    return pytest.mark.xfail(strict=True, reason=reason)
-
-
-SPEC_LATE = _bug("bug: playbooks/deploy.yml validates each role's argument specs only when the role starts, "
-                 "after the roles before it changed the host")
 # (case id, bad vars, what the error says)
 BAD_INPUT = [
     ("app-traversal", {"baton_app": "../etc"}, "Invalid input: baton_app must match"),
@@ -115,25 +109,22 @@ BAD_INPUT = [
      "argument 'baton_env' is of type list and we were unable to convert to dict"),
     ("drain-not-int", {"baton_drain_timeout": "long"},
      "argument 'baton_drain_timeout' is of type str and we were unable to convert to int"),
-    pytest.param("proxy-choice", {"baton_proxy": "haproxy"},
-                 "value of baton_proxy must be one of: nginx, caddy, got: haproxy", marks=SPEC_LATE),
-    pytest.param("proxy-port-range", {"baton_proxy_port": 70000}, "baton_proxy_port",
-                 marks=_bug("bug: baton_proxy_port (and baton_caddy_admin_port) are never range-checked")),
-    pytest.param("header-not-bool", {"baton_proxy_upstream_header": "maybe"},
-                 "argument 'baton_proxy_upstream_header' is of type str and we were unable to convert to bool",
-                 marks=SPEC_LATE),
-    pytest.param("source-type-choice", {"baton_source_type": "svn"},
-                 "value of baton_source_type must be one of: git, archive, path, got: svn", marks=SPEC_LATE),
-    pytest.param("keep-not-int", {"baton_keep_releases": "all"},
-                 "argument 'baton_keep_releases' is of type str and we were unable to convert to int",
-                 marks=SPEC_LATE),
-    pytest.param("release-traversal", {"baton_release": "../../etc"},
-                 "baton_release must be set for 'path' sources and match", marks=SPEC_LATE),
-    pytest.param("ready-timeout-not-int", {"baton_ready_timeout": "soon"},
-                 "argument 'baton_ready_timeout' is of type str and we were unable to convert to int",
-                 marks=SPEC_LATE),
-    pytest.param("force-not-bool", {"baton_force": "perhaps"},
-                 "argument 'baton_force' is of type str and we were unable to convert to bool", marks=SPEC_LATE),
+    ("proxy-choice", {"baton_proxy": "haproxy"}, "value of baton_proxy must be one of: nginx, caddy, got: haproxy"),
+    ("proxy-port-range", {"baton_proxy_port": 70000},
+     "baton_proxy_port / baton_caddy_admin_port ports in 1-65535 that are not slot ports (got 70000 / 2019)"),
+    ("proxy-port-is-a-slot-port", {"baton_proxy_port": 8001},
+     "baton_proxy_port / baton_caddy_admin_port ports in 1-65535 that are not slot ports (got 8001 / 2019)"),
+    ("header-not-bool", {"baton_proxy_upstream_header": "maybe"},
+     "argument 'baton_proxy_upstream_header' is of type str and we were unable to convert to bool"),
+    ("source-type-choice", {"baton_source_type": "svn"},
+     "value of baton_source_type must be one of: git, archive, path, got: svn"),
+    ("keep-not-int", {"baton_keep_releases": "all"},
+     "argument 'baton_keep_releases' is of type str and we were unable to convert to int"),
+    ("release-traversal", {"baton_release": "../../etc"}, "baton_release must be set for 'path' sources and match"),
+    ("ready-timeout-not-int", {"baton_ready_timeout": "soon"},
+     "argument 'baton_ready_timeout' is of type str and we were unable to convert to int"),
+    ("force-not-bool", {"baton_force": "perhaps"},
+     "argument 'baton_force' is of type str and we were unable to convert to bool"),
 ]
 
 
