@@ -71,7 +71,7 @@ def under_load(host, name: str, steps: str, *extra: str, rate: int = 200) -> dic
 
 
 @contextlib.contextmanager
-def constant_load(*hosts, rate: int = 100, settle: float = 1.0):
+def constant_load(*hosts, rate: int = 100, settle: float = 0.5):
     """Constant load through each host's proxy while the block runs (zero_drop.ConstantLoad).
 
     Yields a dict that holds, after the block, one zero_drop result per host (by host name)."""
