@@ -433,7 +433,9 @@ def test_second_concurrent_deploy_is_refused_at_once(hosts, tmp_path):
                     break
             assert first.poll() is None, "".join(held)[-3000:]
             holders = {name(h): json.loads(h.file(LOCK).content_string) for h in hosts}
-            second = deploy(hosts, "-e", "baton_release=c2")
+            # The second deploy with its setup forced (as when its settings changed): everything it does before
+            # it reaches the lock runs while the first deploy rotates.
+            second = deploy(hosts, "-e", "baton_release=c2", "-e", "baton_setup=always")
         finally:
             go.write_text("go\n")
             rest = first.communicate(timeout=240)[0]
