@@ -88,3 +88,9 @@ def constant_load(*hosts, rate: int = 100, settle: float = 0.5):
         time.sleep(settle)
     for name, load in loads.items():
         results[name] = load.result()
+    # For the record, as under_load does: one line per load, named after the test.
+    out = REPO / "tests" / "output" / "zero-drop"
+    out.mkdir(parents=True, exist_ok=True)
+    test = os.environ.get("PYTEST_CURRENT_TEST", "").split(" ")[0]
+    with open(out / f"{os.environ.get('MOLECULE_SCENARIO_NAME', 'scenario')}-loads.jsonl", "a") as handle:
+        handle.write(json.dumps({"test": test, "results": results}) + "\n")
