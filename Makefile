@@ -3,7 +3,7 @@
 #   make units    pytest tests/unit (no test collected = failure)
 #   make lint     ansible-lint, production profile (scripts/lint.sh)
 #   make sanity   ansible-test sanity + units on a copy under ansible_collections/ (scripts/sanity.sh)
-#   make molecule every scenario in extensions/molecule/ (scripts/molecule.sh)
+#   make molecule every scenario in extensions/molecule/, two at a time (scripts/molecule.sh; BATON_MOLECULE_JOBS)
 #   make demo     bootstrap, then scripts/demo.sh
 #   make bench    bootstrap + requirements-bench.txt, then the zero-drop benchmark (tests/bench/bench.py);
 #                 quick: make bench BENCH_DEPLOYS=3 BENCH_COMBOS=systemd+nginx BENCH_BASELINES=classic

@@ -21,6 +21,8 @@ and BATON_LAB_DIR to CMD.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -219,16 +221,26 @@ def wait_ssh(name: str, addr: str, deadline: float) -> None:
     raise SystemExit(f"{name} ({addr}) did not become SSH-ready; see {lab_dir('?').parent}/*/{name}.console")
 
 
+@contextlib.contextmanager
+def allocating():
+    """Serialise the choice of a subnet (and the first key) between labs started at the same time."""
+    STATE.mkdir(parents=True, exist_ok=True)
+    with open(STATE / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
 def up(lab: str, names: list[str], timeout: float = 90) -> dict:
     d = lab_dir(lab)
     if d.exists():
         raise SystemExit(f"lab {lab} already exists ({d}); run `baton_lab.py down {lab}` first")
     image = build()
-    pubkey = key_path().with_suffix(".pub").read_text()
-    d.mkdir(parents=True)
-    n = free_subnet()
-    meta = {"lab": lab, "subnet": n, "bridge": f"btn{n}", "hosts": {}}
-    (d / "hosts.json").write_text(json.dumps(meta))
+    with allocating():
+        pubkey = key_path().with_suffix(".pub").read_text()
+        d.mkdir(parents=True)
+        n = free_subnet()
+        meta = {"lab": lab, "subnet": n, "bridge": f"btn{n}", "hosts": {}}
+        (d / "hosts.json").write_text(json.dumps(meta))
     started = time.monotonic()
     try:
         setup_network(n)
@@ -331,6 +343,8 @@ def main(argv: list[str]) -> int:
     if os.geteuid() != 0:
         raise SystemExit("the lab needs root (debootstrap, systemd-nspawn, bridges)")
     if a.cmd == "build":
+        with allocating():
+            key_path()
         print(build())
     elif a.cmd == "list":
         for f in sorted(STATE.glob("*/hosts.json")):
