@@ -315,10 +315,9 @@ def test_release_that_never_gets_ready_is_never_routed(hosts, tmp_path, case):
         assert_consistent(h)
 
 
-@pytest.mark.xfail(strict=True, reason="bug: a failed deploy's setup (unit file, supervisor programs) stays on the "
-                   "host while setup.id keeps the last good inputs, so the next deploy with those inputs skips the "
-                   "setup and starts the failed deploy's settings")
 def test_good_deploy_after_a_failed_setting_change_converges(hosts):
+    """A failed deploy's setup (here a start command that exits) stays on the host; the next deploy with the
+    good settings must see that the host's setup differs and set it up again."""
     r = deploy(hosts, "-e", "baton_release=bad-cmd", "-e", "baton_start_command=/bin/false",
                "-e", "baton_ready_timeout=3")
     assert r.returncode != 0 and "did not become ready" in r.out
