@@ -124,14 +124,25 @@ def lab_dir(lab: str) -> Path:
 
 
 def free_subnet() -> int:
+    """The next free 10.77.N.0/24 after the last one handed out (call under allocating()).
+
+    Going round rather than taking the lowest free one keeps a lab that just went down from
+    lending its addresses to the next lab at once: SSH connections still open to the old hosts
+    (Ansible's ControlPersist keys them by address) must not reach the new ones."""
     used = set()
     for d in STATE.glob("*/hosts.json"):
         try:
             used.add(json.loads(d.read_text())["subnet"])
         except (ValueError, KeyError):
             continue
-    for n in range(10, 250):
+    last_file = STATE / ".last-subnet"
+    try:
+        last = int(last_file.read_text())
+    except (OSError, ValueError):
+        last = 9
+    for n in [10 + (last - 10 + i) % 240 for i in range(1, 241)]:
         if n not in used and not Path(f"/sys/class/net/btn{n}").exists():
+            last_file.write_text(f"{n}\n")
             return n
     raise SystemExit("no free 10.77.N.0/24 subnet for a new lab")
 
