@@ -20,8 +20,11 @@ if ((${#configs[@]} == 0)); then
     echo "molecule: no scenarios found (extensions/molecule/*/molecule.yml): failing" >&2
     exit 1
 fi
-# The lab's rootfs is built once, before scenarios race to build it.
+# Once, before scenarios run side by side: the lab's rootfs, and the copy of the collection that
+# molecule puts first on the collections path (the scenarios set prerun: false, so that they do
+# not reinstall it over each other).
 python3 tests/lab/baton_lab.py build >/dev/null
+ansible-galaxy collection install --force -p "$HOME/.ansible/collections" . >/dev/null
 
 jobs_max="${BATON_MOLECULE_JOBS:-2}"
 logs=tests/output/molecule
