@@ -168,3 +168,13 @@ def test_git_source_with_build_command_deploys(host):
 @pytest.mark.parametrize("path,code", [("/livez", 200), ("/readyz", 200)])
 def test_health_through_the_proxy(host, path, code):
     assert f" {code} " in proxied(host, path).splitlines()[0]
+
+
+def test_status_shows_each_slot(host):
+    s = state(host)
+    active, idle = s["active_slot"], s["next_slot"]
+    r = run_playbook(host, "status.yml")
+    assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
+    assert f'"active_slot": {active}' in r.stdout
+    assert f'"slot{active}": "{s["slots"][str(active)]["release"]} (readyz 200)"' in r.stdout
+    assert f'"slot{idle}": "{s["slots"][str(idle)]["release"]} (not answering)"' in r.stdout
