@@ -14,6 +14,8 @@ so each response can be attributed to the instance that served it.
   waits for its reply, so the rate holds as long as replies are faster than the interval);
 * slow workers: ``GET /slow?ms=N`` one after the other (at most one per N ms each), staggered,
   so some are always in flight;
+* post workers (optional): keep-alive ``POST /`` with a small body at a fixed rate each, never
+  resent (a client must not repeat a write it cannot know was not done): any failure counts;
 * a probe: every 20 ms ``GET /readyz`` on each slot port (new connection each time, closed at
   once), recording only state changes: ``down`` (refused), ``warming``, ``ready``,
   ``draining``, ``timeout``.
@@ -31,7 +33,7 @@ import threading
 import time
 
 # One row per request: (start, end, kind, status, release). Times are time.monotonic();
-# kind is "fast" or "slow"; status is the HTTP status (int) or an error tag (str).
+# kind is "fast", "slow" or "post"; status is the HTTP status (int) or an error tag (str).
 Sample = tuple[float, float, str, "int | str", "str | None"]
 # One row per probe state change: (time, port, state).
 Transition = tuple[float, int, str]
@@ -79,10 +81,12 @@ async def read_response(reader: asyncio.StreamReader) -> tuple[int, dict[str, st
 
 
 class Connection:
-    """One keep-alive client connection (opened lazily, reopened after it is closed)."""
+    """One keep-alive client connection (opened lazily, reopened after it is closed).
 
-    def __init__(self, host: str, port: int) -> None:
-        self.host, self.port = host, port
+    ``vhost`` is the Host header (the site's name when the proxy serves several sites)."""
+
+    def __init__(self, host: str, port: int, vhost: str | None = None) -> None:
+        self.host, self.port, self.vhost = host, port, vhost or host
         self.streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
         self.used = False
 
@@ -91,13 +95,15 @@ class Connection:
             self.streams[1].close()
         self.streams, self.used = None, False
 
-    async def get(self, path: str) -> tuple[int, dict[str, str]]:
+    async def send(self, method: str, path: str, body: bytes = b"") -> tuple[int, dict[str, str]]:
         if self.streams is None:
             self.streams = await asyncio.open_connection(self.host, self.port)
         reader, writer = self.streams
         reused, self.used = self.used, True
+        length = f"Content-Length: {len(body)}\r\n" if method == "POST" else ""
         try:
-            writer.write(f"GET {path} HTTP/1.1\r\nHost: {self.host}\r\nUser-Agent: baton-bench\r\n\r\n".encode())
+            writer.write(f"{method} {path} HTTP/1.1\r\nHost: {self.vhost}\r\nUser-Agent: baton-bench\r\n"
+                         f"{length}\r\n".encode() + body)
             await writer.drain()
             status, headers, _body = await read_response(reader)
         except (ConnectionResetError, BrokenPipeError, asyncio.IncompleteReadError) as exc:
@@ -115,8 +121,10 @@ class Load:
     """Constant load on one proxy URL plus the slot probe; start(), then stop() returns data."""
 
     def __init__(self, host: str, port: int, slot_ports: list[int], *, rate: int, workers: int,
-                 slow_workers: int, slow_ms: int, timeout: float = 10.0) -> None:
-        self.host, self.port, self.slot_ports = host, port, slot_ports
+                 slow_workers: int, slow_ms: int, timeout: float = 10.0, vhost: str | None = None,
+                 post_workers: int = 0, post_rate: float = 10.0) -> None:
+        self.host, self.port, self.slot_ports, self.vhost = host, port, slot_ports, vhost
+        self.post_workers, self.post_interval = post_workers, 1 / post_rate
         self.interval = workers / rate
         self.workers, self.slow_workers, self.slow_ms = workers, slow_workers, slow_ms
         self.timeout = timeout
@@ -144,6 +152,8 @@ class Load:
                  for i in range(self.workers)]
         slow_stagger = self.slow_ms / 1000 / max(1, self.slow_workers)
         tasks += [asyncio.create_task(self.slow_worker(i * slow_stagger)) for i in range(self.slow_workers)]
+        tasks += [asyncio.create_task(self.post_worker(i * self.post_interval / max(1, self.post_workers)))
+                  for i in range(self.post_workers)]
         tasks += [asyncio.create_task(self.probe(port)) for port in self.slot_ports]
         await self.stopping.wait()
         # Let requests in flight finish (a slow one takes slow_ms), so none is cut off by us.
@@ -153,11 +163,12 @@ class Load:
 
     async def request(self, conn: Connection, path: str, kind: str) -> None:
         start = time.monotonic()
+        method, body = ("POST", b'{"order": 1}') if kind == "post" else ("GET", b"")
         for attempt in range(2):
             try:
-                status, headers = await asyncio.wait_for(conn.get(path), self.timeout)
+                status, headers = await asyncio.wait_for(conn.send(method, path, body), self.timeout)
             except StaleConnection:
-                if attempt == 0:
+                if attempt == 0 and method == "GET":
                     self.retried += 1
                     continue
                 status, headers = "conn:closed", {}
@@ -168,7 +179,7 @@ class Load:
         self.samples.append((start, time.monotonic(), kind, status, headers.get("x-release")))
 
     async def fast_worker(self, offset: float) -> None:
-        conn = Connection(self.host, self.port)
+        conn = Connection(self.host, self.port, self.vhost)
         due = time.monotonic() + offset
         while not self.stopping.is_set():
             await asyncio.sleep(max(0.0, due - time.monotonic()))
@@ -176,9 +187,18 @@ class Load:
             await self.request(conn, "/", "fast")
         conn.close()
 
+    async def post_worker(self, offset: float) -> None:
+        conn = Connection(self.host, self.port, self.vhost)
+        due = time.monotonic() + offset
+        while not self.stopping.is_set():
+            await asyncio.sleep(max(0.0, due - time.monotonic()))
+            due = max(due + self.post_interval, time.monotonic())
+            await self.request(conn, "/", "post")
+        conn.close()
+
     async def slow_worker(self, offset: float) -> None:
         # Back to back while they take slow_ms; paced at one per slow_ms when they fail fast.
-        conn = Connection(self.host, self.port)
+        conn = Connection(self.host, self.port, self.vhost)
         due = time.monotonic() + offset
         while not self.stopping.is_set():
             await asyncio.sleep(max(0.0, due - time.monotonic()))

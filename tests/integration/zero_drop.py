@@ -43,15 +43,19 @@ def parse_step(step: str, playbooks: str) -> tuple[str, list[str]]:
 class ConstantLoad:
     """The load alone, for callers that run their own steps (``with ConstantLoad(url) as load:``).
 
-    ``result()`` (after the block) counts every request: {"requests", "non_2xx", "codes", "retried"};
-    codes are HTTP statuses or connection errors (``conn:refused``...), ``slow:`` for slow requests.
+    ``result()`` (after the block) counts every request: {"requests", "non_2xx", "codes", "retried",
+    "posts", "posts_lost"}; codes are HTTP statuses or connection errors (``conn:refused``...),
+    ``slow:`` for slow requests and ``post:`` for POSTs (never resent: ``posts_lost`` counts every
+    POST that did not get a 2xx). ``vhost`` is the Host header (the site's name).
     """
 
     def __init__(self, url: str, rate: int = 200, workers: int = 20, slow_ms: int = 1500,
-                 slow_workers: int = 3) -> None:
+                 slow_workers: int = 3, vhost: str | None = None, post_workers: int = 0,
+                 post_rate: float = 10.0) -> None:
         parts = urllib.parse.urlsplit(url)
         self.load = Load(parts.hostname, parts.port or 80, [], rate=rate, workers=workers,
-                         slow_workers=slow_workers, slow_ms=slow_ms)
+                         slow_workers=slow_workers, slow_ms=slow_ms, vhost=vhost, post_workers=post_workers,
+                         post_rate=post_rate)
 
     def __enter__(self) -> "ConstantLoad":
         self.load.start()
@@ -61,12 +65,14 @@ class ConstantLoad:
         self.load.stop()
 
     def result(self) -> dict:
-        codes = Counter(("slow:" if kind == "slow" else "") + str(status)
+        codes = Counter(("" if kind == "fast" else kind + ":") + str(status)
                         for _start, _end, kind, status, _release in self.load.samples)
-        bad = sum(n for code, n in codes.items() if not code.removeprefix("slow:").startswith("2"))
-        # retried: requests resent once after the server closed an idle keep-alive connection
-        # (what every HTTP client does); they are counted once, by their final answer.
-        return {"requests": sum(codes.values()), "non_2xx": bad, "codes": dict(codes), "retried": self.load.retried}
+        bad = sum(n for code, n in codes.items() if not code.removeprefix("slow:").removeprefix("post:").startswith("2"))
+        posts = [status for _start, _end, kind, status, _release in self.load.samples if kind == "post"]
+        # retried: GETs resent once after the server closed an idle keep-alive connection (what
+        # every HTTP client does); they are counted once, by their final answer. POSTs never are.
+        return {"requests": sum(codes.values()), "non_2xx": bad, "codes": dict(codes), "retried": self.load.retried,
+                "posts": len(posts), "posts_lost": sum(1 for status in posts if not str(status).startswith("2"))}
 
 
 def main() -> int:

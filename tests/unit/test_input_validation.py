@@ -87,7 +87,8 @@ class CallbackModule(CallbackBase):
 
 # Tasks that only run on the controller and make no change: validation happens in these.
 VALIDATION_TASKS = ("Validating arguments against arg spec", "Validate the input against every role's argument specs",
-                    "Validate the app name and slot ports", "Check the release id")
+                    "Validate the app name and slot ports", "Check the release id",
+                    "Validate the site's names and settings")
 GOOD = {"baton_release": "v1", "baton_source": "/nonexistent"}
 
 
@@ -116,6 +117,18 @@ BAD_INPUT = [
      "baton_proxy_port / baton_caddy_admin_port ports in 1-65535 that are not slot ports (got 8001 / 2019)"),
     ("header-not-bool", {"baton_proxy_upstream_header": "maybe"},
      "argument 'baton_proxy_upstream_header' is of type str and we were unable to convert to bool"),
+    ("name-not-hostname", {"baton_server_names": ["shop.example", "bad name"]},
+     'Invalid site settings: the site\'s names (baton_server_names, else baton_server_name) must be "_" alone'),
+    ("name-uppercase", {"baton_server_name": "Shop.example"}, "not valid: Shop.example"),
+    ("name-with-scheme", {"baton_server_names": ["https://shop.example"]}, "not valid: https://shop.example"),
+    ("name-catch-all-mixed", {"baton_server_names": ["_", "shop.example"]}, 'not valid: _'),
+    ("name-twice", {"baton_server_names": ["shop.example", "shop.example"]},
+     'got ["shop.example", "shop.example"]'),
+    ("name-newline", {"baton_server_names": ["shop.example\nlisten 8080"]}, "not valid: shop.example"),
+    ("names-not-list", {"baton_server_names": {"a": 1}},
+     "argument 'baton_server_names' is of type dict and we were unable to convert to list"),
+    ("body-negative", {"baton_proxy_max_body_mb": -1}, "baton_proxy_max_body_mb 0 or more (got -1)"),
+    ("read-timeout-zero", {"baton_proxy_read_timeout": 0}, "baton_proxy_read_timeout at least 1 s (got 0)"),
     ("source-type-choice", {"baton_source_type": "svn"},
      "value of baton_source_type must be one of: git, archive, path, got: svn"),
     ("keep-not-int", {"baton_keep_releases": "all"},

@@ -28,6 +28,8 @@ Endpoints (all bodies JSON; every response has X-Release and X-Slot headers):
   /healthz        legacy alias of /readyz
   /               200 {"release", "slot", "status"}; 503 while warming
   /slow?ms=N      sleep N ms (capped at 60000) then 200; 400 on a bad N; 503 while warming
+  POST /          a write: reads the body (Content-Length), 200 {"release", "slot", "received"};
+                  503 while warming
   /stats          in_flight, served, ready, draining, release, slot (not counted itself)
 
 On SIGTERM/SIGINT: /readyz turns 503, everything else is still served for DRAIN_SECONDS,
@@ -177,6 +179,24 @@ class Handler(BaseHTTPRequestHandler):
             self.state.end()
 
     do_HEAD = do_GET
+
+    def do_POST(self) -> None:  # noqa: N802 (http.server naming)
+        """A write: the body is read in full and its size answered (503 while warming, as for GET)."""
+        self.state.begin()
+        try:
+            length = self.headers.get("Content-Length", "0")
+            size = len(self.rfile.read(int(length))) if length.isascii() and length.isdigit() else -1
+            if size < 0:
+                self.reply(411, {"error": "Content-Length required"})
+            elif urlsplit(self.path).path != "/":
+                self.reply(404, {"error": "not found", "path": urlsplit(self.path).path})
+            elif self.state.status() == "warming":
+                self.reply(503, {"error": "warming up", "release": self.state.cfg["release"]})
+            else:
+                self.reply(200, {"release": self.state.cfg["release"], "slot": self.state.cfg["slot"],
+                                 "received": size})
+        finally:
+            self.state.end()
 
     def route(self, path: str) -> None:
         st, cfg = self.state, self.state.cfg

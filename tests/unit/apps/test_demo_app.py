@@ -169,6 +169,33 @@ def test_keep_alive(start_app):
         conn.close()
 
 
+def test_post_reads_the_body_on_a_kept_alive_connection(start_app):
+    app = start_app(BATON_RELEASE="r7")
+    conn = http.client.HTTPConnection("127.0.0.1", app.port, timeout=5)
+    try:
+        for size in (0, 5, 70000):
+            conn.request("POST", "/", body=b"x" * size, headers={"Content-Type": "application/octet-stream"})
+            resp = conn.getresponse()
+            assert (resp.status, json.loads(resp.read())) == (200, {"release": "r7", "slot": "0", "received": size})
+            assert not resp.will_close
+        conn.request("POST", "/nope", body=b"x")
+        resp = conn.getresponse()
+        assert resp.status == 404
+        resp.read()
+    finally:
+        conn.close()
+
+
+def test_post_while_warming_is_503(start_app):
+    app = start_app(WARMUP_SECONDS="30")
+    conn = http.client.HTTPConnection("127.0.0.1", app.port, timeout=5)
+    try:
+        conn.request("POST", "/", body=b"abc")
+        assert conn.getresponse().status == 503
+    finally:
+        conn.close()
+
+
 def test_slow(start_app):
     app = start_app()
     t0 = time.monotonic()
