@@ -110,10 +110,11 @@ def site_loads(host, sites: dict, rate: int = 60, post_workers: int = 2, post_ra
 
     results: dict = {}
     with contextlib.ExitStack() as stack:
-        loads = {label: stack.enter_context(
-            ConstantLoad(f"http://{address(host)}", rate=rate, workers=max(1, rate // 10), slow_ms=1000,
-                         slow_workers=1, vhost=vhost, post_workers=post_workers, post_rate=post_rate))
-            for label, vhost in sites.items()}
+        loads = {}
+        for label, vhost in sites.items():
+            loads[label] = stack.enter_context(ConstantLoad(
+                f"http://{address(host)}", rate=rate, workers=max(1, rate // 10), slow_ms=1000, slow_workers=1,
+                vhost=vhost, post_workers=post_workers, post_rate=post_rate))
         time.sleep(settle)
         yield results
         time.sleep(settle)

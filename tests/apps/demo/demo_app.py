@@ -295,8 +295,13 @@ class Handler(BaseHTTPRequestHandler):
 
         def send(opcode: int, payload: bytes) -> None:
             size = len(payload)
-            head = bytes([0x80 | opcode]) + (bytes([size]) if size < 126 else bytes([126]) + struct.pack(">H", size)
-                                              if size < 65536 else bytes([127]) + struct.pack(">Q", size))
+            if size < 126:
+                length = bytes([size])
+            elif size < 65536:
+                length = bytes([126]) + struct.pack(">H", size)
+            else:
+                length = bytes([127]) + struct.pack(">Q", size)
+            head = bytes([0x80 | opcode]) + length
             with lock:
                 self.wfile.write(head + payload)
                 self.wfile.flush()
