@@ -12,10 +12,10 @@ export PATH="$PWD/.venv/bin:$PATH"
 command -v molecule >/dev/null || { echo "molecule not found: run scripts/bootstrap.sh first" >&2; exit 1; }
 
 # Slowest first: two at a time, the run lasts at least as long as its slowest scenario plus
-# whatever started before it, so a long one must not start last. Seconds measured alone on the
-# developers' 2-core machine (they take 2-3 times as long on a loaded one). A scenario missing
-# here starts after these (a warning says so): add it where its time puts it.
-#   faults ~450, fleet ~400, combinations ~380, sites ~360, default ~270
+# whatever started before it, so a long one must not start last. Seconds in one `make test` on the
+# developers' 2-core machine (2-3 times as long on a loaded one): faults 929 before it was cut to
+# 23 deploys from 39 (~600 expected), fleet 403, combinations 384, sites ~300-420 (new), default 272.
+# A scenario missing here starts after these (a warning says so): add it where its time puts it.
 slowest_first=(faults fleet combinations sites default)
 
 # Roles and modules are used straight from this tree (molecule's own copy could be stale).
