@@ -3,7 +3,8 @@
 #   make units    pytest tests/unit (no test collected = failure)
 #   make lint     ansible-lint, production profile (scripts/lint.sh)
 #   make sanity   ansible-test sanity + units on a copy under ansible_collections/ (scripts/sanity.sh)
-#   make molecule every scenario in extensions/molecule/, two at a time (scripts/molecule.sh; BATON_MOLECULE_JOBS)
+#   make molecule every scenario in extensions/molecule/, slowest first, two at a time (scripts/molecule.sh);
+#                 only some: make molecule BATON_MOLECULE_SCENARIOS=faults,default; more at once: BATON_MOLECULE_JOBS=3
 #   make demo     bootstrap, then scripts/demo.sh
 #   make bench    bootstrap + requirements-bench.txt, then the zero-drop benchmark (tests/bench/bench.py);
 #                 quick: make bench BENCH_DEPLOYS=3 BENCH_COMBOS=systemd+nginx BENCH_BASELINES=classic
@@ -18,24 +19,33 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 .PHONY: test bootstrap units lint sanity molecule demo bench clean
 
+# First line of a stage's recipe: when the recipe ends (also when it fails), append
+# "<stage> <seconds> <rc>" to $BATON_STAGE_TIMES if set (.ci/run sets it and prints the times).
+stage_time = trap 'stage_rc=$$?; [[ -z "$${BATON_STAGE_TIMES:-}" ]] || echo "$(1) $$SECONDS $$stage_rc" >>"$$BATON_STAGE_TIMES"' EXIT
+
 test: bootstrap
 	$(MAKE) --no-print-directory units lint sanity molecule
 
 bootstrap:
+	$(call stage_time,bootstrap)
 	scripts/bootstrap.sh
 
 units:
+	$(call stage_time,units)
 	rc=0; $(VENV)/bin/python -m pytest tests/unit -q || rc=$$?
 	if [[ $$rc -eq 5 ]]; then echo "units: pytest collected no tests: failing" >&2; exit 1; fi
 	exit $$rc
 
 lint:
+	$(call stage_time,lint)
 	scripts/lint.sh
 
 sanity:
+	$(call stage_time,sanity)
 	scripts/sanity.sh
 
 molecule:
+	$(call stage_time,molecule)
 	scripts/molecule.sh
 
 demo: bootstrap

@@ -31,6 +31,10 @@ SCENARIO = Path(__file__).resolve().parents[1]
 FAULT_VARS = SCENARIO / "vars" / "faults.yml"
 LOCK = "/var/lib/baton/demo/deploy.lock"
 PORTS = {1: 8001, 2: 8002}
+# Bound of one ansible-playbook run: against a hung run, not a figure. A deploy takes well under a minute
+# here, but several minutes on an overloaded 2-core machine; a run cut short leaves its lock behind, and
+# every test after it fails.
+DEPLOY_TIMEOUT = 900
 
 
 def rotation_steps(tasks: list) -> list[str]:
@@ -72,9 +76,30 @@ def deploy_cmd(hosts, *extra: str) -> tuple[dict, list[str]]:
 
 def deploy(hosts, *extra: str) -> subprocess.CompletedProcess:
     env, cmd = deploy_cmd(hosts, *extra)
-    r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, check=False)
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=DEPLOY_TIMEOUT, check=False)
     r.out = r.stdout + r.stderr  # ansible-core 2.19 prints task failures on stderr
     return r
+
+
+def deploy_each(hosts, cases: tuple, args) -> dict:
+    """Two cases at once, case i on host i: one deploy per case, on its hosts, side by side (a case named
+    twice is one deploy on both hosts). ``args(case)`` gives a case's extra vars. Returns each host's run."""
+    runs = {}
+    try:
+        for case in dict.fromkeys(cases):
+            env, cmd = deploy_cmd([h for h, c in zip(hosts, cases) if c == case], *args(case))
+            runs[case] = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for run in runs.values():
+            run.out = run.communicate(timeout=DEPLOY_TIMEOUT)[0]
+    finally:
+        for run in runs.values():
+            run.kill()  # none is left running, also when one timed out
+            run.wait()
+    return {name(h): runs[case] for h, case in zip(hosts, cases)}
+
+
+def round_id(cases: tuple) -> str:
+    return "+".join(dict.fromkeys(cases))
 
 
 def read_state(h) -> dict:
@@ -174,7 +199,7 @@ def assert_no_drop(load: dict) -> None:
         assert result["non_2xx"] == 0, (host, result["codes"])
 
 
-def run_until_task(env: dict, cmd: list[str], task: str, timeout: float = 240) -> str:
+def run_until_task(env: dict, cmd: list[str], task: str, timeout: float = DEPLOY_TIMEOUT) -> str:
     """Run ansible-playbook and SIGKILL its whole process group as soon as it announces `task`.
 
     Returns the output up to then. Fails if the task never starts (bounded by `timeout`)."""
@@ -280,32 +305,39 @@ def test_secrets_are_never_logged_and_files_are_private(hosts, tmp_path):
         leaked = h.run(f"grep -rlF {secret} /etc /var/log /tmp 2>/dev/null").stdout.split()
         assert leaked == [], leaked
         assert_consistent(h, "s1")
-    # Put the usual environment back (it reaches a slot when the slot is pointed at a release).
-    r = deploy(hosts, "-e", "baton_release=s2")
-    assert r.returncode == 0, r.out[-3000:]
+    # The next deploy that starts a slot writes its environment: the usual one (tests below check the slot
+    # that serves, whatever its environment).
 
 
 # --- 1. a release that fails to start -----------------------------------------------------------
 
 FAILED_STARTS = {
-    # name: (app environment of the broken release, extra vars, what the error says)
-    "exits-at-start": ({"EXIT_AT_START": "3"}, ["-e", "baton_ready_timeout=5"], None),
-    "never-ready": ({"WARMUP_SECONDS": "600"}, ["-e", "baton_ready_timeout=5"], "status 503"),
-    "readyz-500": ({"READYZ_STATUS": "500"}, ["-e", "baton_ready_timeout=5"], "status 500"),
+    # name: (app environment of the broken release, what the error says)
+    "exits-at-start": ({"EXIT_AT_START": "3"}, None),
+    "never-ready": ({"WARMUP_SECONDS": "600"}, "status 503"),
+    "readyz-500": ({"READYZ_STATUS": "500"}, "status 500"),
 }
+# The cases on (systemd + nginx, supervisor + caddy), at once. An app that exits fails differently under
+# each process manager: on both. One that stays unready fails the same way on any host (the wait on the
+# slot's own port; stopping the slot is the same as above): one host each.
+FAILED_START_ROUNDS = [("exits-at-start", "exits-at-start"), ("never-ready", "readyz-500")]
 
 
-@pytest.mark.parametrize("case", FAILED_STARTS)
-def test_release_that_never_gets_ready_is_never_routed(hosts, tmp_path, case):
-    env, extra, reason = FAILED_STARTS[case]
-    broken = tmp_path / "broken.yml"
-    broken.write_text(json.dumps({"baton_env": {"WARMUP_SECONDS": "1", "DRAIN_SECONDS": "0.5", **env}}))
+@pytest.mark.parametrize("cases", FAILED_START_ROUNDS, ids=round_id)
+def test_release_that_never_gets_ready_is_never_routed(hosts, tmp_path, cases):
+    def args(case):
+        broken = tmp_path / f"{case}.yml"
+        broken.write_text(json.dumps({"baton_env": {"WARMUP_SECONDS": "1", "DRAIN_SECONDS": "0.5",
+                                                    **FAILED_STARTS[case][0]}}))
+        return ["-e", f"@{broken}", "-e", f"baton_release=bad-{case}", "-e", "baton_ready_timeout=5"]
+
     before = {name(h): live(h) for h in hosts}
     with constant_load(*hosts) as load:
-        r = deploy(hosts, "-e", f"@{broken}", "-e", f"baton_release=bad-{case}", *extra)
-    assert r.returncode != 0
+        runs = deploy_each(hosts, cases, args)
     assert_no_drop(load)
-    for h in hosts:
+    for h, case in zip(hosts, cases):
+        r, reason = runs[name(h)], FAILED_STARTS[case][1]
+        assert r.returncode != 0
         nxt = 3 - before[name(h)][0]
         assert f"Release bad-{case} on slot {nxt} did not become ready" in r.out
         assert "It was stopped; the proxy and slot" in r.out
@@ -320,13 +352,14 @@ def test_good_deploy_after_a_failed_setting_change_converges(hosts):
     good settings must see that the host's setup differs and set it up again."""
     r = deploy(hosts, "-e", "baton_release=bad-cmd", "-e", "baton_start_command=/bin/false",
                "-e", "baton_ready_timeout=3")
-    assert r.returncode != 0 and "did not become ready" in r.out
     try:
+        assert r.returncode != 0 and "did not become ready" in r.out
         r = deploy(hosts, "-e", "baton_release=s3")
         assert r.returncode == 0, r.out[-3000:]
-    finally:
-        restore = deploy(hosts, "-e", "baton_release=s3", "-e", "baton_setup=always")
-        assert restore.returncode == 0, restore.out[-3000:]
+    except AssertionError:
+        # Set the hosts up right again for the tests after this one, then fail.
+        deploy(hosts, "-e", "baton_release=s3", "-e", "baton_setup=always")
+        raise
 
 
 def test_host_is_consistent_after_the_setting_change(hosts):
@@ -343,20 +376,22 @@ BAD_BUILDS = {
     "archive-missing": (["-e", "baton_source_type=archive", "-e", "baton_source=/nonexistent/demo.tar.gz"],
                         "Unpack the release tarball"),
 }
+# A build fails before anything of the process manager or the proxy runs: the cases need not run on both
+# hosts. Two at once, case i on host i; the build command (the usual failure) on both.
+BAD_BUILD_ROUNDS = [("build-command-fails", "git-repo-missing"), ("archive-missing", "build-command-fails")]
 
 
-@pytest.mark.parametrize("case", BAD_BUILDS)
-def test_failed_build_touches_nothing_live(hosts, case):
-    extra, detail = BAD_BUILDS[case]
-    release = f"broken-{case}"
+@pytest.mark.parametrize("cases", BAD_BUILD_ROUNDS, ids=round_id)
+def test_failed_build_touches_nothing_live(hosts, cases):
     before = {name(h): live(h) for h in hosts}
     with constant_load(*hosts) as load:
-        r = deploy(hosts, "-e", f"baton_release={release}", *extra)
-    assert r.returncode != 0
+        runs = deploy_each(hosts, cases, lambda case: ["-e", f"baton_release=broken-{case}", *BAD_BUILDS[case][0]])
     assert_no_drop(load)
-    assert f"Building release {release} failed" in r.out and "Nothing live was touched" in r.out
-    assert detail in r.out
-    for h in hosts:
+    for h, case in zip(hosts, cases):
+        r, release = runs[name(h)], f"broken-{case}"
+        assert r.returncode != 0
+        assert f"Building release {release} failed" in r.out and "Nothing live was touched" in r.out
+        assert BAD_BUILDS[case][1] in r.out
         assert live(h) == before[name(h)]
         assert not h.file(f"/srv/demo/releases/.{release}.building").exists
         assert not h.file(f"/srv/demo/releases/{release}").exists
@@ -433,7 +468,7 @@ def test_second_concurrent_deploy_is_refused_at_once(hosts, tmp_path):
             second = deploy(hosts, "-e", "baton_release=c2", "-e", "baton_setup=always")
         finally:
             go.write_text("go\n")
-            rest = first.communicate(timeout=240)[0]
+            rest = first.communicate(timeout=DEPLOY_TIMEOUT)[0]
     first_out = "".join(held) + rest
     assert first.returncode == 0, first_out[-3000:]
     assert second.returncode != 0
@@ -461,14 +496,38 @@ def test_refused_deploy_leaves_the_boot_configuration_alone(hosts):
     assert "autostart=true" in conf and "autostart=false" in other
 
 
-# --- 3. ansible-playbook killed at each step of the rotation -----------------------------------
+# --- 3. ansible-playbook killed in each phase of the rotation ----------------------------------
 
-KILL_POINTS = ROTATION
+# Every task of the rotation, by phase. Killed anywhere within a phase, the deploy leaves the same host
+# behind for the re-run (the comment says what), so each phase is killed once, at its first task listed
+# here; the deploy is killed as that task is announced (its module may still run on the host to its end).
+KILL_PHASES = {
+    # The next slot points at the release; nothing started, nothing routed.
+    "before-start": ["Start the next slot", "Point the next slot at the release"],
+    # The next slot runs (warming up, or ready), the proxy and the state file still name the old slot.
+    "waiting-ready": ["Wait until the next slot is ready on its own port", "Flip the proxy to the next slot"],
+    # The proxy names the next slot, the state file the old one, which still runs (also in the watch window).
+    "after-flip": ["Verify that the proxy routes to the next slot", "Check that the next slot stays ready",
+                   "Take the old slot out of the proxy"],
+    # As after the flip, with requests still in flight on the old slot, or the old slot being stopped.
+    "during-drain": ["Wait until the old slot has no in-flight requests", "Stop the old slot"],
+    # The old slot stopped, the state file still names it (unless the record's module ran on); after the
+    # record only the lock is left (the re-run takes it over and has nothing to do).
+    "before-record": ["Record the new active slot", "Summarise the deploy"],
+}
 
 
-@pytest.mark.parametrize("step", KILL_POINTS)
-def test_deploy_killed_at_each_step_then_rerun(hosts, step):
-    release = f"k{ROTATION.index(step)}"
+def test_every_rotation_task_has_a_kill_phase():
+    """A task added to the rotation must be placed in a phase (or get a phase of its own)."""
+    phased = [task for tasks in KILL_PHASES.values() for task in tasks]
+    assert sorted(phased) == sorted(ROTATION), \
+        f"roles/rotate/tasks/rotation.yml has {ROTATION}; place each task in KILL_PHASES (test_faults.py)"
+
+
+@pytest.mark.parametrize("phase", KILL_PHASES)
+def test_deploy_killed_in_each_phase_then_rerun(hosts, phase):
+    step = KILL_PHASES[phase][0]
+    release = f"k{list(KILL_PHASES).index(phase)}"
     env, cmd = deploy_cmd(hosts, "-e", f"baton_release={release}")
     with constant_load(*hosts) as load:
         run_until_task(env, cmd, step)
@@ -476,7 +535,7 @@ def test_deploy_killed_at_each_step_then_rerun(hosts, step):
             wait_for_orphans(h)
             assert_safe(h)
             assert h.file(LOCK).exists  # the killed run could not release it
-        if step == ROTATION[0]:
+        if phase == next(iter(KILL_PHASES)):
             # The documented recovery, step by step: a plain re-run is refused and names the dead holder...
             r = deploy(hosts, "-e", f"baton_release={release}")
             assert r.returncode != 0
