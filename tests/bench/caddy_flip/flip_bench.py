@@ -355,13 +355,13 @@ def run(args, mechanism: str) -> dict:
 
 
 def table(results: list[dict]) -> str:
-    head = ("mechanism    flips  checked POST lost/sent  naive POST lost/sent  GET lost/sent  "
+    head = ("mechanism     flips  checked POST lost/sent  naive POST lost/sent  GET lost/sent  "
             "other app POST lost/sent  idle conns closed by proxy  routed ms (median/max)")
     lines = [head, "-" * len(head)]
     for r in results:
         ch, nv, gt, ot = r["checked"], r["naive"], r["get"], r["other"]
         closed = ch["idle_closed_by_proxy"] + gt["idle_closed_by_proxy"] + ot["idle_closed_by_proxy"]
-        lines.append(f"{r['mechanism']:<11}  {r['flips']:>5}  {ch['lost']:>10}/{ch['sent']:<12}  "
+        lines.append(f"{r['mechanism']:<12}  {r['flips']:>5}  {ch['lost']:>10}/{ch['sent']:<12}  "
                      f"{nv['lost']:>8}/{nv['sent']:<11}  {gt['lost']:>5}/{gt['sent']:<7}  "
                      f"{ot['lost']:>14}/{ot['sent']:<9}  "
                      f"{closed:>26}  {r['routed_ms_median']}/{r['routed_ms_max']}")
