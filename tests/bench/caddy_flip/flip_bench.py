@@ -50,20 +50,20 @@ HERE = Path(__file__).resolve().parent
 MECHANISMS = ("load", "patch", "health", "health_wait", "gate", "gate_passive")
 
 COMMON = """\
-		lb_try_duration 5s
-		lb_try_interval 250ms
-		transport http {
-			keepalive off
-		}
-		header_down X-Baton-Upstream {http.reverse_proxy.upstream.hostport}
+\t\tlb_try_duration 5s
+\t\tlb_try_interval 250ms
+\t\ttransport http {
+\t\t\tkeepalive off
+\t\t}
+\t\theader_down X-Baton-Upstream {http.reverse_proxy.upstream.hostport}
 """
 PASSIVE = """\
-		lb_policy first
-		fail_duration 5s
+\t\tlb_policy first
+\t\tfail_duration 5s
 """
 HEALTH = PASSIVE + """\
-		health_uri /readyz
-		health_interval 250ms
+\t\thealth_uri /readyz
+\t\thealth_interval 250ms
 """
 
 
