@@ -140,7 +140,8 @@ def choose_env(release, given=None, stored=None, slot_file=None):
             return app_env, 'slot'
     raise EnvFileError(
         'No environment is kept on this host for release %s (it was never live with this version of '
-        'baton.deploy, or a deploy that failed has since written the slot\'s env file)' % release)
+        'baton.deploy, or a deploy that failed has since written the slot\'s env file). Give the release its '
+        'environment with -e \'{"baton_env": {...}}\'' % release)
 
 
 def kept_env(slot_file):

@@ -13,8 +13,8 @@ short_description: Remove old release directories of an app, never one a slot ru
 version_added: 0.2.0
 description:
   - Removes the release directories under C(<root>/releases) except the O(keep) newest (by modification time)
-    and every release that must stay: the release of each slot in the deploy state file (what a rollback goes
-    back to), the target of each C(<root>/slots/<N>) link, and O(release).
+    and every release that must stay. These are the release of each slot in the deploy state file (what a
+    rollback goes back to), the target of each C(<root>/slots/<N>) link, and O(release).
   - Removes the kept environment of each removed release (C(<env_dir>/<release>.env)) and of releases whose
     directory is gone.
   - Directories whose names start with a dot (builds in progress) are left alone.

@@ -13,7 +13,7 @@ short_description: Write the environment file of an app slot, and keep each rele
 version_added: 0.2.0
 description:
   - Writes C(<root>/slots/<slot>.env), the environment a slot of the app starts with, with mode C(0640),
-    owner C(root) and group O(group): the app's environment (O(env)), then C(PORT), C(BATON_SLOT) and
+    owner C(root) and group O(group). It holds the app's environment (O(env)), then C(PORT), C(BATON_SLOT) and
     C(BATON_RELEASE). Values are written as JSON strings, which systemd's C(EnvironmentFile=) and Baton's
     supervisor launcher read alike.
   - First, with O(keep_slot), keeps the environment of the live slot as the environment of the release it
@@ -221,7 +221,7 @@ def main():
         )
         text = render(env, slot=p['slot'], port=p['port'], release=p['release'])
     except (EnvFileError, ValueError) as exc:
-        module.fail_json(msg='%s. The env file of slot %d was not changed.' % (exc, p['slot']), path=path)
+        module.fail_json(msg='%s. Slot %d was not changed.' % (exc, p['slot']), path=path)
     changed |= write_if_changed(module, path, text, gid)
     module.exit_json(changed=changed, path=path, source=source, kept_release=kept_release)
 
