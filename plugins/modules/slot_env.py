@@ -72,7 +72,7 @@ options:
     description:
       - The app's environment (names and string values). Names must be valid environment variable names, and
         values must not contain newlines or other control characters.
-      - Required unless O(restore=true).
+      - Required unless O(restore=true), and not allowed with it.
     type: dict
   restore:
     description:
@@ -188,7 +188,6 @@ def main():
             env_dir=dict(type='path'),
         ),
         required_if=[('restore', False, ('env',))],
-        mutually_exclusive=[('env', 'restore')],
         supports_check_mode=True,
     )
     module.add_path_info = lambda kwargs: kwargs  # 'path' is this module's own return value
@@ -196,6 +195,8 @@ def main():
     error = validate_app_name(p['app'])
     if error:
         module.fail_json(msg=error)
+    if p['restore'] and p['env'] is not None:
+        module.fail_json(msg='env and restore=true exclude each other: a restore writes the kept environment')
     if not RELEASE_RE.match(p['release']):
         module.fail_json(msg='release must match [A-Za-z0-9][A-Za-z0-9._+-]*, got %r' % p['release'])
     try:

@@ -108,4 +108,6 @@ def test_bad_environment_is_refused_without_showing_it(capsys, dirs, env, messag
 
 def test_env_and_restore_exclude_each_other(capsys, dirs):
     rc, out = point(capsys, dirs, 1, 'r1', env={'A': '1'}, restore=True)
-    assert rc == 1 and 'mutually exclusive' in out['msg']
+    assert rc == 1 and 'env and restore=true exclude each other' in out['msg']
+    rc, out = point(capsys, dirs, 1, 'r1', env={'A': '1'}, restore=False)  # as point.yml passes them
+    assert rc == 0 and out['source'] == 'given'
