@@ -13,7 +13,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[4] / "tests" / "integration"))
 from molecule_helpers import (  # noqa: E402
-    REPO, STATE, live, proxied, run_playbook, run_playbook_without_env, state, under_load)
+    REPO, STATE, constant_load, live, proxied, run_playbook, run_playbook_without_env, state, under_load)
 
 
 def test_systemd_is_pid1(host):
@@ -102,8 +102,11 @@ def test_rollback_restores_the_environment_the_release_last_ran_with(host, tmp_p
     assert r.returncode != 0
     idle = state(host)["next_slot"]
     assert "BATON_RELEASE=e4" in host.file(f"/srv/demo/slots/{idle}.env").content_string
-    r = run_playbook_without_env(host, tmp_path, "rollback.yml")
+    with constant_load(host) as loads:  # a rollback under load: code and environment, nothing dropped
+        r = run_playbook_without_env(host, tmp_path, "rollback.yml")
     assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
+    [load] = loads.values()
+    assert load["requests"] > 100 and load["non_2xx"] == 0, load
     s = state(host)
     assert (s["active_slot"], s["slots"][str(idle)]["release"]) == (idle, "e2")
     assert "X-Release: e2" in proxied(host)
