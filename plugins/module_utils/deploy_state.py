@@ -287,10 +287,11 @@ def fsync_dir(directory):
         os.close(fd)
 
 
-def atomic_write(path, data, mode=FILE_MODE, dir_mode=DIR_MODE):
+def atomic_write(path, data, mode=FILE_MODE, dir_mode=DIR_MODE, gid=None):
     """Replace ``path`` atomically with ``data`` (bytes, str, or anything else is serialized with :func:`dump_state`).
 
-    Writes a temporary file in the same directory, fsyncs it, sets ``mode``, renames it over ``path``
+    Writes a temporary file in the same directory, fsyncs it, sets ``mode`` (and group ``gid`` if given,
+    before any content is written), renames it over ``path``
     with ``os.replace`` and fsyncs the directory. Readers see either the old or the new content,
     never a partial file. The parent directory is created with ``dir_mode`` if missing.
     """
@@ -304,6 +305,8 @@ def atomic_write(path, data, mode=FILE_MODE, dir_mode=DIR_MODE):
     try:
         with os.fdopen(fd, 'wb') as handle:
             os.fchmod(handle.fileno(), mode)
+            if gid is not None:
+                os.fchown(handle.fileno(), -1, gid)
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())

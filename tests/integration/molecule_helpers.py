@@ -54,6 +54,20 @@ def run_playbook(host, name: str, *extra: str) -> subprocess.CompletedProcess:
                           timeout=900, check=False)
 
 
+def run_playbook_without_env(host, tmp_path: Path, name: str, *extra: str) -> subprocess.CompletedProcess:
+    """As run_playbook, but the shared deploy vars lack baton_env: a run that is not given baton_env."""
+    import yaml
+
+    deploy_vars = yaml.safe_load(DEPLOY_VARS.read_text())
+    deploy_vars.pop("baton_env")
+    trimmed = tmp_path / "deploy-vars-without-env.yml"
+    trimmed.write_text(yaml.safe_dump(deploy_vars))
+    env, cmd = playbook_cmd(host, *extra)
+    cmd = [f"@{trimmed}" if arg == f"@{DEPLOY_VARS}" else arg for arg in cmd]
+    return subprocess.run([*cmd, str(REPO / "playbooks" / name)], env=env, capture_output=True, text=True,
+                          timeout=300, check=False)
+
+
 def under_load(host, name: str, steps: str, *extra: str, rate: int = 200) -> dict:
     """Run the steps (zero_drop.py --steps) under constant load through the host's proxy; ``extra``
     goes to every ansible-playbook run. The JSON result is also kept as

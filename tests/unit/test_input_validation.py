@@ -30,6 +30,17 @@ def run_validate(extra: dict) -> subprocess.CompletedProcess:
         env=env, capture_output=True, text=True, timeout=120, check=False)
 
 
+def run_validate_all(extra: dict) -> subprocess.CompletedProcess:
+    """The validation of deploy.yml and rollback.yml (every role's) with ``extra``, on localhost."""
+    run_validate({})  # makes sure the collection link exists
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(REPO / ".cache" / "collections"),
+               ANSIBLE_LOCALHOST_WARNING="False", ANSIBLE_INVENTORY_UNPARSED_WARNING="False")
+    return subprocess.run(
+        [ANSIBLE, "localhost", "-c", "local", "-m", "ansible.builtin.include_role",
+         "-a", "name=baton.deploy.rotate tasks_from=validate", "-e", json.dumps(extra)],
+        env=env, capture_output=True, text=True, timeout=120, check=False)
+
+
 @pytest.mark.skipif(not Path(ANSIBLE).exists(), reason="ansible not installed next to this python")
 @pytest.mark.parametrize("extra", [
     {"baton_app": "../etc"},
@@ -88,7 +99,7 @@ class CallbackModule(CallbackBase):
 # Tasks that only run on the controller and make no change: validation happens in these.
 VALIDATION_TASKS = ("Validating arguments against arg spec", "Validate the input against every role's argument specs",
                     "Validate the app name and slot ports", "Check the release id",
-                    "Validate the site's names and settings")
+                    "Validate the site's names and settings", "Refuse control characters")
 GOOD = {"baton_release": "v1", "baton_source": "/nonexistent"}
 
 
@@ -138,6 +149,24 @@ BAD_INPUT = [
      "argument 'baton_ready_timeout' is of type str and we were unable to convert to int"),
     ("force-not-bool", {"baton_force": "perhaps"},
      "argument 'baton_force' is of type str and we were unable to convert to bool"),
+    # A newline would add a line of the caller's choosing to a unit, a supervisor program, an env file
+    # or the proxy site; the error names the variable, never a value.
+    ("start-command-newline", {"baton_start_command": "python3 app.py\nExecStartPre=/bin/sh -c id"},
+     "Invalid input: baton_start_command must not contain a newline or another control character"),
+    ("root-escape-char", {"baton_root": "/srv/demo\x1b[2J"},
+     "Invalid input: baton_root must not contain a newline or another control character"),
+    ("log-size-newline", {"baton_supervisor_log_maxbytes": "10MB\ncommand=/bin/sh"},
+     "Invalid input: baton_supervisor_log_maxbytes must not contain a newline"),
+    ("env-value-newline", {"baton_env": {"SECRET": "s3cr3t\nPORT=1"}},
+     "Invalid input: baton_env.SECRET must not contain a newline or another control character"),
+    ("env-value-tab", {"baton_env": {"TOKEN": "a\tb"}}, "Invalid input: baton_env.TOKEN must not contain"),
+    ("env-name-invalid", {"baton_env": {"BAD NAME": "x"}},
+     'Invalid input: baton_env names must be environment variable names ([A-Za-z_][A-Za-z0-9_]*), got "BAD NAME"'),
+    ("env-name-newline", {"baton_env": {"A\nPORT": "x"}}, "baton_env names must be environment variable names"),
+    ("server-name-newline", {"baton_server_name": "example.com;\n    location /x {}"},
+     "not valid: example.com;\n    location /x {}"),
+    ("location-extra-carriage-return", {"baton_nginx_location_extra": "gzip on;\r"},
+     "Invalid input: baton_nginx_location_extra must not contain"),
 ]
 
 
@@ -175,3 +204,13 @@ def test_deploy_refuses_bad_input_before_any_change(deploy_failures, case_id, ba
     # Refused by a validation task: had any module run first, it would have failed first.
     assert failed["task"].split(" : ", 1)[-1].startswith(VALIDATION_TASKS), failed
     assert message in failed["msg"], failed["msg"]
+    assert "s3cr3t" not in failed["msg"]  # secrets are named, never shown
+
+
+@pytest.mark.skipif(not Path(ANSIBLE).exists(), reason="ansible not installed next to this python")
+def test_multiline_snippets_and_percent_signs_pass():
+    """The proxy's *_extra snippets are several lines by design, and '%' is an ordinary character."""
+    r = run_validate_all({"baton_nginx_location_extra": "gzip on;\n\tgzip_types text/plain;",
+                          "baton_start_command": "gunicorn --access-logformat '%(h)s %s' app:app",
+                          "baton_env": {"DATE_FORMAT": "%Y-%m-%d %H:%M", "N": 5, "DEBUG": True}})
+    assert r.returncode == 0, r.stdout[-3000:]

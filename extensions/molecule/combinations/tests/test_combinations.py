@@ -4,7 +4,8 @@
 """supervisor + nginx, systemd + caddy, supervisor + caddy on booted lab hosts (one host each):
 units or programs, proxy configuration and state after converge (v1 then v2), then
 deploy -> deploy -> rollback under constant load through the proxy with zero non-2xx, and a
-restart of the proxy and of the process manager that comes back to the active slot only."""
+restart of the proxy and of the process manager that comes back to the active slot only; a start
+command with '%' runs as given, and a rollback without baton_env restores the previous release's."""
 from __future__ import annotations
 
 import json
@@ -15,7 +16,7 @@ import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[4] / "tests" / "integration"))
-from molecule_helpers import address, proxied, run_playbook, state, under_load  # noqa: E402
+from molecule_helpers import address, proxied, run_playbook, run_playbook_without_env, state, under_load  # noqa: E402
 
 PORTS = {1: 8001, 2: 8002}
 
@@ -159,3 +160,33 @@ def test_maintenance_mode_on_and_off(host):
     assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
     status, retry_after, body = outside(host)
     assert (status, retry_after, json.loads(body)["release"]) == (200, None, "v3")
+
+
+def slot_process(host, slot: int) -> tuple[list[str], list[str]]:
+    """(argv, environment) of the process that runs the slot."""
+    manager, _proxy = combo(host)
+    pid = host.check_output(f"supervisorctl pid baton-demo-{slot}" if manager == "supervisor"
+                            else f"systemctl show -p MainPID --value baton-demo@{slot}")
+    read = "tr '\\0' '\\n' < /proc/{}/{}".format
+    return host.check_output(read(pid, "cmdline")).splitlines(), host.check_output(read(pid, "environ")).splitlines()
+
+
+def test_percent_signs_run_as_given_and_rollback_restores_the_environment(host, tmp_path):
+    """systemd reads %s, %h as specifiers and supervisor %(h)s as its own: both must run the command as
+    given. Then a rollback that is not given baton_env starts the previous release with the environment it
+    last ran with (the scenario's, with the secret), not an empty one."""
+    before = state(host)
+    previous = before["slots"][str(before["active_slot"])]["release"]  # v3 after the tests above
+    command = "/usr/bin/python3 demo_app.py %s %h '%(h)s' date=+%s"
+    r = run_playbook(host, "deploy.yml", "-e", "baton_release=p1", "-e", json.dumps(
+        {"baton_start_command": command, "baton_env": {"APP_RELEASE": "p1", "WARMUP_SECONDS": "1"}}))
+    assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
+    argv, environ = slot_process(host, state(host)["active_slot"])
+    assert argv == ["/usr/bin/python3", "demo_app.py", "%s", "%h", "%(h)s", "date=+%s"]
+    assert "APP_RELEASE=p1" in environ
+    r = run_playbook_without_env(host, tmp_path, "rollback.yml")
+    assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
+    assert_serves_only_active_slot(host, previous)
+    _argv, environ = slot_process(host, state(host)["active_slot"])
+    assert 'BATON_DEMO_SECRET=s3cr3t $HOME "quoted"' in environ and "WARMUP_SECONDS=3" in environ
+    assert not [line for line in environ if line.startswith("APP_RELEASE=")]

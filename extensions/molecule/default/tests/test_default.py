@@ -4,6 +4,7 @@
 """Verify the systemd + nginx scenario on the booted lab host, then deploy under load and roll back."""
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +12,8 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[4] / "tests" / "integration"))
-from molecule_helpers import REPO, STATE, live, proxied, run_playbook, state, under_load  # noqa: E402
+from molecule_helpers import (  # noqa: E402
+    REPO, STATE, constant_load, live, proxied, run_playbook, run_playbook_without_env, state, under_load)
 
 
 def test_systemd_is_pid1(host):
@@ -81,6 +83,42 @@ def test_rollback_serves_the_previous_release(host):
     assert after["history"][-1]["action"] == "rollback"
     assert f"X-Release: {after['slots'][str(after['active_slot'])]['release']}" in proxied(host)
     assert after["slots"][str(after["active_slot"])]["release"] == "v2"
+
+
+def slot_environ(host, slot: int) -> list[str]:
+    pid = host.check_output(f"systemctl show -p MainPID --value baton-demo@{slot}")
+    return host.check_output(f"tr '\\0' '\\n' < /proc/{pid}/environ").splitlines()
+
+
+def test_rollback_restores_the_environment_the_release_last_ran_with(host, tmp_path):
+    """baton_env per release (as a CI pipeline passes it), then a deploy that never gets ready rewrites
+    the idle slot's env file, then a rollback without baton_env: e2 runs with e2's environment."""
+    for n in (1, 2, 3):
+        env = {"APP_RELEASE": f"e{n}", "WARMUP_SECONDS": "1", "DRAIN_SECONDS": "0.2"}
+        r = run_playbook(host, "deploy.yml", "-e", f"baton_release=e{n}", "-e", json.dumps({"baton_env": env}))
+        assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
+    r = run_playbook(host, "deploy.yml", "-e", "baton_release=e4", "-e", "baton_ready_timeout=2",
+                     "-e", json.dumps({"baton_env": {"APP_RELEASE": "e4", "WARMUP_SECONDS": "600"}}))
+    assert r.returncode != 0
+    idle = state(host)["next_slot"]
+    assert "BATON_RELEASE=e4" in host.file(f"/srv/demo/slots/{idle}.env").content_string
+    with constant_load(host) as loads:  # a rollback under load: code and environment, nothing dropped
+        r = run_playbook_without_env(host, tmp_path, "rollback.yml")
+    assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
+    [load] = loads.values()
+    assert load["requests"] > 100 and load["non_2xx"] == 0, load
+    s = state(host)
+    assert (s["active_slot"], s["slots"][str(idle)]["release"]) == (idle, "e2")
+    assert "X-Release: e2" in proxied(host)
+    environ = slot_environ(host, idle)
+    assert {"APP_RELEASE=e2", "WARMUP_SECONDS=1", "BATON_RELEASE=e2", f"PORT={8000 + idle}"} <= set(environ)
+    kept = host.file("/var/lib/baton/demo/env/e2.env")
+    assert (kept.mode, kept.user, kept.group) == (0o640, "root", "demo")
+    assert '"e2"' in kept.content_string and "e4" not in kept.content_string
+    # Given baton_env, a rollback starts with it (back to e3 here).
+    r = run_playbook(host, "rollback.yml", "-e", json.dumps({"baton_env": {"APP_RELEASE": "given"}}))
+    assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
+    assert "APP_RELEASE=given" in slot_environ(host, state(host)["active_slot"])
 
 
 def test_failed_build_touches_nothing_live(host):

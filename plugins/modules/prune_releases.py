@@ -1,0 +1,149 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026, Baton maintainers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: prune_releases
+short_description: Remove old release directories of an app, never one a slot runs or rolls back to
+version_added: 0.2.0
+description:
+  - Removes the release directories under C(<root>/releases) except the O(keep) newest (by modification time)
+    and every release that must stay. These are the release of each slot in the deploy state file (what a
+    rollback goes back to), the target of each C(<root>/slots/<N>) link, and O(release).
+  - Removes the kept environment of each removed release (C(<env_dir>/<release>.env)) and of releases whose
+    directory is gone.
+  - Directories whose names start with a dot (builds in progress) are left alone.
+author:
+  - Baton maintainers (@baton-deploy)
+attributes:
+  check_mode:
+    support: full
+    description: Can run in check_mode and return changed status prediction without modifying target.
+  diff_mode:
+    support: none
+    description: Will return details on what has changed (or possibly needs changing in diff_mode), when in diff mode.
+options:
+  app:
+    description:
+      - Name of the app, used for the default O(path) and O(env_dir).
+    type: str
+    required: true
+  root:
+    description:
+      - Root of the app's files on the host (C(baton_root)).
+    type: path
+    required: true
+  keep:
+    description:
+      - How many of the newest releases to keep, besides those that must stay.
+    type: int
+    default: 5
+  release:
+    description:
+      - The release just deployed; it always stays.
+    type: str
+  path:
+    description:
+      - The deploy state file.
+      - Defaults to C(/var/lib/baton/<app>/state.json).
+    type: path
+  env_dir:
+    description:
+      - Where each release's environment is kept (see M(baton.deploy.slot_env)).
+      - Defaults to C(/var/lib/baton/<app>/env).
+    type: path
+seealso:
+  - module: baton.deploy.deploy_state
+  - module: baton.deploy.slot_env
+"""
+
+EXAMPLES = r"""
+- name: Keep the 5 newest releases of shop, and those its slots run or roll back to
+  baton.deploy.prune_releases:
+    app: shop
+    root: /srv/shop
+    keep: 5
+    release: v42
+"""
+
+RETURN = r"""
+removed:
+  description: The releases removed (or that would be removed in check mode), sorted by name.
+  returned: success
+  type: list
+  elements: str
+  sample: [v36, v37]
+pinned:
+  description: The releases that stay whatever their age, sorted by name.
+  returned: success
+  type: list
+  elements: str
+  sample: [v41, v42]
+"""
+
+import os
+import shutil
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.baton.deploy.plugins.module_utils.deploy_state import (
+    DEFAULT_BASE_DIR,
+    StateFileError,
+    default_path,
+    load,
+    validate_app_name,
+)
+from ansible_collections.baton.deploy.plugins.module_utils.releases import pinned_releases, releases_to_prune
+from ansible_collections.baton.deploy.plugins.module_utils.slot_env import ENV_DIR_NAME
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            app=dict(type='str', required=True),
+            root=dict(type='path', required=True),
+            keep=dict(type='int', default=5),
+            release=dict(type='str'),
+            path=dict(type='path'),
+            env_dir=dict(type='path'),
+        ),
+        supports_check_mode=True,
+    )
+    p = module.params
+    error = validate_app_name(p['app'])
+    if error:
+        module.fail_json(msg=error)
+    if p['keep'] < 0:
+        module.fail_json(msg='keep must be >= 0, got %d' % p['keep'])
+    releases_dir = os.path.join(p['root'], 'releases')
+    env_dir = p['env_dir'] or os.path.join(DEFAULT_BASE_DIR, p['app'], ENV_DIR_NAME)
+    try:
+        state, _exists = load(p['path'] or default_path(p['app']), app=p['app'])
+    except StateFileError as exc:
+        module.fail_json(msg='%s No release was removed.' % exc)
+    links = [os.path.join(p['root'], 'slots', str(slot)) for slot in (1, 2)]
+    pinned = pinned_releases(state, [os.readlink(link) if os.path.islink(link) else None for link in links],
+                             p['release'])
+    releases = []
+    for entry in os.scandir(releases_dir) if os.path.isdir(releases_dir) else []:
+        if not entry.name.startswith('.') and entry.is_dir(follow_symlinks=False):
+            releases.append((entry.name, entry.stat(follow_symlinks=False).st_mtime))
+    removed = releases_to_prune(releases, p['keep'], pinned)
+    remaining = set(name for name, _mtime in releases) - set(removed)
+    stale_envs = [name for name in (os.listdir(env_dir) if os.path.isdir(env_dir) else [])
+                  if name.endswith('.env') and name[:-len('.env')] not in remaining | pinned]
+    if not module.check_mode:
+        for name in removed:
+            shutil.rmtree(os.path.join(releases_dir, name))
+        for name in stale_envs:
+            os.unlink(os.path.join(env_dir, name))
+    module.exit_json(changed=bool(removed or stale_envs), removed=removed, pinned=sorted(pinned))
+
+
+if __name__ == '__main__':
+    main()
