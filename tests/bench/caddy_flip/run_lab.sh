@@ -19,9 +19,11 @@ if [ -z "${LAB_ADDR:-}" ]; then
 		"${BATON_LAB_STATE:-/var/tmp/baton-lab}/$lab/hosts.json")
 fi
 ssh_opts="-i $key -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -o BatchMode=yes"
-# shellcheck disable=SC2086
+# $ssh_opts splits on purpose; the command's arguments expand here, for the lab host
+# shellcheck disable=SC2086,SC2029
 ssh $ssh_opts "root@$LAB_ADDR" 'mkdir -p /opt/caddy_flip'
 # shellcheck disable=SC2086
 scp -q $ssh_opts "$here/flip_bench.py" "$here/post_app.py" "$root/tests/apps/demo/demo_app.py" "root@$LAB_ADDR:/opt/caddy_flip/"
-# shellcheck disable=SC2086
+# $ssh_opts splits on purpose; the command's arguments expand here, for the lab host
+# shellcheck disable=SC2086,SC2029
 ssh $ssh_opts "root@$LAB_ADDR" "caddy version && python3 /opt/caddy_flip/flip_bench.py $*"

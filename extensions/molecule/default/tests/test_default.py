@@ -105,7 +105,7 @@ def test_rollback_restores_the_environment_the_release_last_ran_with(host, tmp_p
     with constant_load(host) as loads:  # a rollback under load: code and environment, nothing dropped
         r = run_playbook_without_env(host, tmp_path, "rollback.yml")
     assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
-    [load] = loads.values()
+    [load] = list(loads.values())
     assert load["requests"] > 100 and load["non_2xx"] == 0, load
     s = state(host)
     assert (s["active_slot"], s["slots"][str(idle)]["release"]) == (idle, "e2")
