@@ -78,9 +78,9 @@ log "sanity rc=$rc ($((SECONDS - start)) s)"
 if ((rc == 0)); then
     # The module and module_utils tests, in the collection's installed layout. The playbook-level
     # tests under tests/unit (input validation, docs, demo app) run in `make units`.
-    log "ansible-test units --local --python $PYVER --requirements tests/unit/plugins"
+    log "ansible-test units --local --python $PYVER --requirements tests/unit/plugins/"
     start=$SECONDS
-    ansible-test units --local --python "$PYVER" --requirements --color no tests/unit/plugins || rc=$?
+    ansible-test units --local --python "$PYVER" --requirements --color no tests/unit/plugins/ || rc=$?
     log "units rc=$rc ($((SECONDS - start)) s)"
 fi
 # keep the reports where a person (or CI) can find them
