@@ -96,6 +96,10 @@ class Connection:
         self.streams, self.used = None, False
 
     async def send(self, method: str, path: str, body: bytes = b"") -> tuple[int, dict[str, str]]:
+        if self.streams is not None and self.streams[0].at_eof():
+            # The server closed this idle connection (a proxy reload does): reconnect before
+            # sending, as requests/urllib3 and browsers check, rather than write into a closed one.
+            self.close()
         if self.streams is None:
             self.streams = await asyncio.open_connection(self.host, self.port)
         reader, writer = self.streams
