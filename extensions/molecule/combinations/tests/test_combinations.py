@@ -77,6 +77,16 @@ def test_process_manager_setup(host):
     assert "demo_app release=v2 slot=2" in host.file("/var/log/baton/demo-2.log").content_string
 
 
+def reverse_proxies(node) -> list:
+    """Every reverse_proxy handler in Caddy's JSON configuration, wherever the site's routes nest it."""
+    if isinstance(node, dict):
+        found = [node] if node.get("handler") == "reverse_proxy" else []
+        return found + [h for value in node.values() for h in reverse_proxies(value)]
+    if isinstance(node, list):
+        return [h for item in node for h in reverse_proxies(item)]
+    return []
+
+
 def test_proxy_setup(host):
     _manager, proxy = combo(host)
     other = {"nginx": "caddy", "caddy": "nginx"}[proxy]
@@ -93,7 +103,7 @@ def test_proxy_setup(host):
     assert "lb_try_duration 5s" in site
     # The live configuration (loaded through the admin API) names only the active slot.
     live = json.loads(host.check_output("curl -s http://localhost:2019/config/"))
-    handler = live["apps"]["http"]["servers"]["srv0"]["routes"][0]["handle"][0]
+    [handler] = reverse_proxies(live)  # one app on this host: one reverse_proxy handler
     assert handler["upstreams"] == [{"dial": "127.0.0.1:8002"}]
     assert handler["load_balancing"]["try_duration"] == 5_000_000_000
 
