@@ -105,11 +105,7 @@ def constant_load(*hosts, rate: int = 100, settle: float = 0.5):
     for name, load in loads.items():
         results[name] = load.result()
     # For the record, as under_load does: one line per load, named after the test.
-    out = REPO / "tests" / "output" / "zero-drop"
-    out.mkdir(parents=True, exist_ok=True)
-    test = os.environ.get("PYTEST_CURRENT_TEST", "").split(" ")[0]
-    with open(out / f"{os.environ.get('MOLECULE_SCENARIO_NAME', 'scenario')}-loads.jsonl", "a") as handle:
-        handle.write(json.dumps({"test": test, "results": results}) + "\n")
+    record_loads({"results": results})
 
 
 @contextlib.contextmanager
@@ -136,8 +132,13 @@ def site_loads(host, sites: dict, rate: int = 60, post_workers: int = 2, post_ra
         time.sleep(settle)
     for label, load in loads.items():
         results[label] = load.result()
+    record_loads({"host": host.backend.get_hostname(), "results": results})
+
+
+def record_loads(entry: dict) -> None:
+    """Append one line, named after the running test, to tests/output/zero-drop/<scenario>-loads.jsonl."""
     out = REPO / "tests" / "output" / "zero-drop"
     out.mkdir(parents=True, exist_ok=True)
     test = os.environ.get("PYTEST_CURRENT_TEST", "").split(" ")[0]
     with open(out / f"{os.environ.get('MOLECULE_SCENARIO_NAME', 'scenario')}-loads.jsonl", "a") as handle:
-        handle.write(json.dumps({"test": test, "host": host.backend.get_hostname(), "results": results}) + "\n")
+        handle.write(json.dumps({"test": test, **entry}) + "\n")

@@ -51,8 +51,8 @@ def on_host(host, vhost: str) -> str:
 
 
 def release(host, app: str) -> str:
-    return json.loads(host.file(f"/var/lib/baton/{app}/state.json").content_string)["slots"][
-        str(json.loads(host.file(f"/var/lib/baton/{app}/state.json").content_string)["active_slot"])]["release"]
+    state = json.loads(host.file(f"/var/lib/baton/{app}/state.json").content_string)
+    return state["slots"][str(state["active_slot"])]["release"]
 
 
 def test_each_name_reaches_its_app(host):
