@@ -28,6 +28,13 @@ def proxied(host, path: str = "/") -> str:
     return host.check_output(f"curl -s -D - -o /dev/null http://127.0.0.1{path}")
 
 
+def gate_slot(host, proxy: str, app: str = "demo") -> int:
+    """The live slot the app's gate names (baton.deploy.proxy_gate): slot1 exists -> 1, else 2."""
+    gate = f"/etc/{proxy}/baton/{app}.gate"
+    assert host.file(gate).is_directory, f"{gate} missing"
+    return 1 if host.file(f"{gate}/slot1").exists else 2
+
+
 def live(host) -> tuple:
     """What is serving now: (state file, release answering through the proxy)."""
     return state(host), [ln for ln in proxied(host).splitlines() if ln.startswith("X-Release")]

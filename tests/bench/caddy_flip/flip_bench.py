@@ -84,7 +84,7 @@ class Bench:
         return f"127.0.0.1:{self.slots[slot]}"
 
     def upstream_file(self, live: int, backup: int | None) -> str:
-        # What roles/proxy/templates/caddy/upstream.j2 renders.
+        # What Baton 0.2's upstream.j2 rendered (the /load flip, before the gate).
         if backup is None:
             return f"\t\tto {self.up(live)}\n"
         return f"\t\tto {self.up(live)} {self.up(backup)}\n" + HEALTH

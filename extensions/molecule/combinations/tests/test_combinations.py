@@ -16,7 +16,7 @@ import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[4] / "tests" / "integration"))
-from molecule_helpers import address, proxied, run_playbook, run_playbook_without_env, state, under_load  # noqa: E402
+from molecule_helpers import address, gate_slot, proxied, run_playbook, run_playbook_without_env, state, under_load  # noqa: E402
 
 PORTS = {1: 8001, 2: 8002}
 
@@ -92,20 +92,21 @@ def test_proxy_setup(host):
     other = {"nginx": "caddy", "caddy": "nginx"}[proxy]
     assert host.service(proxy).is_enabled and host.service(proxy).is_running
     assert not host.service(other).is_running  # one proxy per host
+    assert gate_slot(host, proxy) == 2
     if proxy == "nginx":
-        upstream = host.file("/etc/nginx/baton/demo.upstream.conf").content_string
-        assert "127.0.0.1:8002" in upstream and "127.0.0.1:8001" not in upstream
         assert host.run("nginx -t").rc == 0
         return
-    upstream = host.file("/etc/caddy/baton/demo.upstream").content_string
-    assert "to 127.0.0.1:8002" in upstream and "8001" not in upstream
     site = host.file("/etc/caddy/baton/demo.caddyfile").content_string
     assert "lb_try_duration 5s" in site
-    # The live configuration (loaded through the admin API) names only the active slot.
+    # The live configuration (loaded through the admin API) lists both slots in two handlers, each
+    # with its own slot first; the gate's file matcher picks one per request.
     live = json.loads(host.check_output("curl -s http://localhost:2019/config/"))
-    [handler] = reverse_proxies(live)  # one app on this host: one reverse_proxy handler
-    assert handler["upstreams"] == [{"dial": "127.0.0.1:8002"}]
-    assert handler["load_balancing"]["try_duration"] == 5_000_000_000
+    handlers = reverse_proxies(live)  # one app on this host: one handler per slot
+    assert [h["upstreams"] for h in handlers] == [[{"dial": "127.0.0.1:8001"}, {"dial": "127.0.0.1:8002"}],
+                                                  [{"dial": "127.0.0.1:8002"}, {"dial": "127.0.0.1:8001"}]]
+    for handler in handlers:
+        assert handler["load_balancing"]["try_duration"] == 5_000_000_000
+        assert handler["load_balancing"]["selection_policy"] == {"policy": "first"}
 
 
 def test_caddy_admin_api_is_not_reachable_from_outside(host):
@@ -131,7 +132,7 @@ def test_deploy_deploy_rollback_under_load_drop_nothing(host):
 
 
 def test_proxy_restart_comes_back_to_the_active_slot(host):
-    # The flip persisted the upstream: a restart (or a reboot) loads the active slot again.
+    # The gate is a file: a restart (or a reboot) routes to the active slot again.
     _manager, proxy = combo(host)
     host.run_expect([0], f"systemctl restart {proxy}")
     host.run_expect([0], "for i in $(seq 50); do curl -sf -o /dev/null http://127.0.0.1/ && exit 0; sleep 0.1; done; exit 1")

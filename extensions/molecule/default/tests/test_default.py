@@ -13,7 +13,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[4] / "tests" / "integration"))
 from molecule_helpers import (  # noqa: E402
-    REPO, STATE, constant_load, live, proxied, run_playbook, run_playbook_without_env, state, under_load)
+    REPO, STATE, constant_load, gate_slot, live, proxied, run_playbook, run_playbook_without_env, state, under_load)
 
 
 def test_systemd_is_pid1(host):
@@ -40,8 +40,10 @@ def test_instances_run_unprivileged_and_sandboxed(host):
 
 
 def test_nginx_routes_to_the_active_slot(host):
-    upstream = host.file("/etc/nginx/baton/demo.upstream.conf").content_string
-    assert "127.0.0.1:8002" in upstream and "127.0.0.1:8001" not in upstream
+    assert gate_slot(host, "nginx") == 2
+    assert not host.file("/etc/nginx/baton/demo.upstream.conf").exists  # the gate replaced it
+    site = host.file("/etc/nginx/sites-enabled/baton-demo.conf").content_string
+    assert "if (-f /etc/nginx/baton/demo.gate/slot1)" in site and "proxy_pass http://$baton_upstream;" in site
     assert host.run("nginx -t").rc == 0
     headers = proxied(host)
     assert " 200 " in headers.splitlines()[0]
@@ -160,8 +162,7 @@ def test_release_that_crashes_after_the_flip_is_flipped_back(host):
     assert f"The proxy was flipped back to slot {old}" in step["failure"]
     assert live(host) == before
     assert not host.service(f"baton-demo@{nxt}").is_running
-    upstream = host.file("/etc/nginx/baton/demo.upstream.conf").content_string
-    assert f"127.0.0.1:{8000 + old} max_fails=0;" in upstream and f"127.0.0.1:{8000 + nxt}" not in upstream
+    assert gate_slot(host, "nginx") == old
 
 
 def test_second_deploy_refuses_while_locked(host):

@@ -25,7 +25,7 @@ import testinfra
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[4] / "tests" / "integration"))
-from molecule_helpers import REPO, STATE, address, constant_load, playbook_cmd  # noqa: E402
+from molecule_helpers import REPO, STATE, address, constant_load, gate_slot, playbook_cmd  # noqa: E402
 
 SCENARIO = Path(__file__).resolve().parents[1]
 FAULT_VARS = SCENARIO / "vars" / "faults.yml"
@@ -108,11 +108,8 @@ def read_state(h) -> dict:
 
 
 def upstream_port(h) -> int:
-    """The slot port the proxy's upstream file names (nginx or caddy)."""
-    path = {"nginx": "/etc/nginx/baton/demo.upstream.conf", "caddy": "/etc/caddy/baton/demo.upstream"}
-    ports = re.findall(r"127\.0\.0\.1:(\d+)", h.file(path[hvar(h, "baton_proxy")]).content_string)
-    assert len(ports) == 1, ports
-    return int(ports[0])
+    """The port of the slot the proxy's gate names (nginx or caddy)."""
+    return PORTS[gate_slot(h, hvar(h, "baton_proxy"))]
 
 
 def through_proxy(h, path: str = "/") -> dict:

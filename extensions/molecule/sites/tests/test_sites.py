@@ -17,10 +17,9 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[4] / "tests" / "integration"))
-from molecule_helpers import address, run_playbook, site_loads  # noqa: E402
+from molecule_helpers import address, gate_slot, run_playbook, site_loads  # noqa: E402
 
 VARS = Path(__file__).resolve().parents[1] / "vars"
 APPS = {"shop": ["shop.example", "www.shop.example"], "blog": ["blog.example"], "demo": ["_"]}
@@ -62,11 +61,10 @@ def test_each_name_reaches_its_app(host):
         assert status == 200 and headers["X-Release"] == release(host, app), (vhost, headers)
 
 
-def test_each_app_has_its_own_site_upstream_claim_and_access_log(host):
-    site, upstream, log = {
-        "nginx": ("/etc/nginx/sites-enabled/baton-{}.conf", "/etc/nginx/baton/{}.upstream.conf",
-                  "/var/log/nginx/baton-{}.access.log"),
-        "caddy": ("/etc/caddy/baton/{}.caddyfile", "/etc/caddy/baton/{}.upstream", "/var/log/caddy/baton-{}.access.log"),
+def test_each_app_has_its_own_site_gate_claim_and_access_log(host):
+    site, log = {
+        "nginx": ("/etc/nginx/sites-enabled/baton-{}.conf", "/var/log/nginx/baton-{}.access.log"),
+        "caddy": ("/etc/caddy/baton/{}.caddyfile", "/var/log/caddy/baton-{}.access.log"),
     }[proxy(host)]
     for app, names in APPS.items():
         claim = json.loads(host.file(f"/var/lib/baton/{app}/claims.json").content_string)
@@ -74,8 +72,9 @@ def test_each_app_has_its_own_site_upstream_claim_and_access_log(host):
                          "slot_ports": list(PORTS[app])}
         content = host.file(site.format(app)).content_string
         assert all(name in content for name in names if name != "_"), content
-        active = PORTS[app][json.loads(host.file(f"/var/lib/baton/{app}/state.json").content_string)["active_slot"] - 1]
-        assert f"127.0.0.1:{active}" in host.file(upstream.format(app)).content_string
+        assert f"/etc/{proxy(host)}/baton/{app}.gate" in content and all(f"127.0.0.1:{p}" in content for p in PORTS[app])
+        active = json.loads(host.file(f"/var/lib/baton/{app}/state.json").content_string)["active_slot"]
+        assert gate_slot(host, proxy(host), app) == active
         assert host.file(log.format(app)).size > 0, f"{app}: no access log"
     if proxy(host) == "caddy":
         # One top-level configuration carries every app's site.
@@ -92,13 +91,10 @@ def test_upstream_header_is_for_the_host_itself_only(host):
         assert "X-Baton-Upstream" not in answer(host, vhost)[1], app
 
 
-# Caddy 2.6.2 restarts its HTTP servers at every configuration load, the flip's included: that closes
-# idle keep-alive connections of every site, and a client that never resends a POST loses the one
-# it was sending (docs/faults.md, "Caddy and writes"; tests/bench/caddy_flip measures it and the
-# flip that avoids it). nginx's reload closes idle keep-alive connections too (its old workers
-# shut down): a POST racing that close was lost once in 5,805 in the session's run. Until the
-# flips stop closing client connections, lost POSTs are counted and reported on both proxies.
-POSTS_ARE_SAFE = {"nginx": False, "caddy": False}
+# A flip is a gate file (baton.deploy.proxy_gate), not a configuration load or reload: no proxy
+# closes a client connection at a deploy or a rollback, so a keep-alive client that never resends a
+# POST loses none, on either proxy and for every app on the host. (Before the gate, Caddy's /load
+# and nginx's reload each lost some: docs/faults.md, "Writes and configuration changes".)
 
 
 def assert_all_served(host, results: dict) -> None:
@@ -106,10 +102,7 @@ def assert_all_served(host, results: dict) -> None:
         assert result["requests"] > 100 and result["posts"] > 20, (label, result)
         gets = result["non_2xx"] - result["posts_lost"]
         assert gets == 0, (label, result)
-        if POSTS_ARE_SAFE[proxy(host)]:
-            assert result["posts_lost"] == 0, (label, result)
-        else:
-            print(f"{label}: {result['posts_lost']} of {result['posts']} POSTs lost at Caddy's configuration loads")
+        assert result["posts_lost"] == 0, (label, result)
 
 
 def test_deploys_and_rollbacks_of_one_app_leave_the_others_serving(host):
@@ -227,10 +220,8 @@ class LongClient(threading.Thread):
 
 def test_long_connections_stay_until_the_drain_bound_then_reconnect_to_the_new_release(host):
     """WebSocket and SSE clients of shop, open across a deploy of shop (drain bound 4 s) and of blog."""
-    if proxy(host) == "caddy":
-        # Caddy 2.6.2 closes every proxied WebSocket and stream at each configuration load, so
-        # blog's flip ends shop's long connections (docs/faults.md, "Caddy and writes").
-        pytest.skip("Caddy 2.6.2 ends long connections at every configuration load (documented limit)")
+    # A flip is a gate file on both proxies: blog's deploy and shop's flip leave them open (a Caddy
+    # /load, as before the gate, ends every proxied WebSocket and stream of every site).
     clients = [LongClient(host, "shop.example", kind) for kind in ("ws", "ws", "sse")]
     for client in clients:
         client.start()
