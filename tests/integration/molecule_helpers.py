@@ -94,3 +94,33 @@ def constant_load(*hosts, rate: int = 100, settle: float = 0.5):
     test = os.environ.get("PYTEST_CURRENT_TEST", "").split(" ")[0]
     with open(out / f"{os.environ.get('MOLECULE_SCENARIO_NAME', 'scenario')}-loads.jsonl", "a") as handle:
         handle.write(json.dumps({"test": test, "results": results}) + "\n")
+
+
+@contextlib.contextmanager
+def site_loads(host, sites: dict, rate: int = 60, post_workers: int = 2, post_rate: float = 10.0,
+               settle: float = 0.5):
+    """Constant load on several sites of one host's proxy while the block runs: for each site
+    ({label: Host header}) keep-alive GETs at ``rate`` req/s, slow requests in flight, and
+    ``post_workers`` keep-alive POST streams that never resend a POST.
+
+    Yields a dict that holds, after the block, one zero_drop result per label (with "posts" and
+    "posts_lost"); the results are also appended to tests/output/zero-drop/<scenario>-loads.jsonl."""
+    sys.path.insert(0, str(REPO / "tests" / "integration"))
+    from zero_drop import ConstantLoad
+
+    results: dict = {}
+    with contextlib.ExitStack() as stack:
+        loads = {label: stack.enter_context(
+            ConstantLoad(f"http://{address(host)}", rate=rate, workers=max(1, rate // 10), slow_ms=1000,
+                         slow_workers=1, vhost=vhost, post_workers=post_workers, post_rate=post_rate))
+            for label, vhost in sites.items()}
+        time.sleep(settle)
+        yield results
+        time.sleep(settle)
+    for label, load in loads.items():
+        results[label] = load.result()
+    out = REPO / "tests" / "output" / "zero-drop"
+    out.mkdir(parents=True, exist_ok=True)
+    test = os.environ.get("PYTEST_CURRENT_TEST", "").split(" ")[0]
+    with open(out / f"{os.environ.get('MOLECULE_SCENARIO_NAME', 'scenario')}-loads.jsonl", "a") as handle:
+        handle.write(json.dumps({"test": test, "host": host.backend.get_hostname(), "results": results}) + "\n")

@@ -30,7 +30,13 @@ Endpoints (all bodies JSON; every response has X-Release and X-Slot headers):
   /slow?ms=N      sleep N ms (capped at 60000) then 200; 400 on a bad N; 503 while warming
   POST /          a write: reads the body (Content-Length), 200 {"release", "slot", "received"};
                   503 while warming
-  /stats          in_flight, served, ready, draining, release, slot (not counted itself)
+  /stats          in_flight, served, ready, draining, release, slot, long (not counted itself)
+  /ws             WebSocket: answers each text message with {"release", "slot", "echo"}
+  /sse            Server-Sent Events: {"release", "slot", "n"} every SSE_INTERVAL seconds (default 0.5)
+
+Long connections (/ws, /sse) are not in-flight requests: they stay open while the instance
+drains and serves, and are closed cleanly (WebSocket close 1001 "going away", end of the event
+stream) when it stops accepting, so that clients reconnect at once to another instance.
 
 On SIGTERM/SIGINT: /readyz turns 503, everything else is still served for DRAIN_SECONDS,
 then the listening socket is closed, in-flight requests get up to DRAIN_TIMEOUT to finish,
@@ -38,11 +44,14 @@ and the process exits 0.
 """
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import math
 import os
 import signal
 import socket
+import struct
 import sys
 import threading
 import time
@@ -125,6 +134,7 @@ def load_config(env: dict) -> dict:
         "readyz_status": _int_env(env, "READYZ_STATUS", 200, 599) or 200,
         "exit_at_start": _int_env(env, "EXIT_AT_START", 1, 255),
         "crash_after": _float_env(env, "CRASH_AFTER_SECONDS", -1.0),
+        "sse_interval": _float_env(env, "SSE_INTERVAL", 0.5) or 0.5,
     }
 
 
@@ -135,6 +145,8 @@ class State:
         self.cfg = cfg
         self.started = time.monotonic()
         self.draining = threading.Event()
+        self.closing = threading.Event()  # set when the instance stops accepting: long connections end
+        self.long = 0  # open long connections (WebSocket, SSE)
         self.cond = threading.Condition()  # guards in_flight/served, notified when one finishes
         self.in_flight = 0
         self.served = 0
@@ -172,6 +184,9 @@ class Handler(BaseHTTPRequestHandler):
         if path == "/stats":  # observing must not change what is observed
             self.route(path)
             return
+        if path in ("/ws", "/sse") and self.command == "GET" and self.state.status() != "warming":
+            self.long_connection(path)
+            return
         self.state.begin()
         try:
             self.route(path)
@@ -207,10 +222,12 @@ class Handler(BaseHTTPRequestHandler):
             self.reply(cfg["readyz_status"] if status == "ready" else 503, {"status": status})
         elif path == "/stats":
             with st.cond:
-                counts = {"in_flight": st.in_flight, "served": st.served}
+                counts = {"in_flight": st.in_flight, "served": st.served, "long": st.long}
             self.reply(200, {**counts, "ready": status == "ready", "draining": st.draining.is_set(),
                              "release": cfg["release"], "slot": cfg["slot"]})
-        elif path not in ("/", "/slow"):
+        elif path == "/ws":
+            self.reply(400, {"error": "WebSocket upgrade required"})
+        elif path not in ("/", "/slow", "/sse"):
             self.reply(404, {"error": "not found", "path": path})
         elif status == "warming":
             # A slow-starting app cannot serve yet: routing traffic here too early must hurt.
@@ -227,6 +244,93 @@ class Handler(BaseHTTPRequestHandler):
             ms = SLOW_CAP_MS if len(digits) > 5 else min(int(digits), SLOW_CAP_MS)
             time.sleep(ms / 1000)
             self.reply(200, {"release": cfg["release"], "slot": cfg["slot"], "slept_ms": ms})
+
+    def long_connection(self, path: str) -> None:
+        st = self.state
+        with st.cond:
+            st.long += 1
+        try:
+            if path == "/sse":
+                self.serve_events()
+            elif self.headers.get("Upgrade", "").lower() == "websocket" and self.headers.get("Sec-WebSocket-Key"):
+                self.serve_websocket()
+            else:
+                self.reply(400, {"error": "WebSocket upgrade required"})
+        finally:
+            with st.cond:
+                st.long -= 1
+                st.cond.notify_all()
+
+    def serve_events(self) -> None:
+        st, cfg = self.state, self.state.cfg
+        self.send_response(200)
+        for name, value in (("Content-Type", "text/event-stream"), ("Cache-Control", "no-cache"),
+                            ("Transfer-Encoding", "chunked"), ("X-Release", cfg["release"]), ("X-Slot", cfg["slot"])):
+            self.send_header(name, value)
+        self.end_headers()
+        n = 0
+        try:
+            while not st.closing.is_set():
+                event = f"data: {json.dumps({'release': cfg['release'], 'slot': cfg['slot'], 'n': n})}\n\n".encode()
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(event), event))
+                self.wfile.flush()
+                n += 1
+                st.closing.wait(cfg["sse_interval"])
+            self.wfile.write(b"0\r\n\r\n")  # the end of the stream: the client reconnects
+        except OSError:
+            pass
+        self.close_connection = True
+
+    def serve_websocket(self) -> None:
+        st, cfg = self.state, self.state.cfg
+        accept = base64.b64encode(hashlib.sha1(
+            self.headers["Sec-WebSocket-Key"].strip().encode() + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest())
+        self.send_response(101)
+        for name, value in (("Upgrade", "websocket"), ("Connection", "Upgrade"),
+                            ("Sec-WebSocket-Accept", accept.decode()), ("X-Release", cfg["release"])):
+            self.send_header(name, value)
+        self.end_headers()
+        self.close_connection = True
+        lock, done = threading.Lock(), threading.Event()
+
+        def send(opcode: int, payload: bytes) -> None:
+            size = len(payload)
+            head = bytes([0x80 | opcode]) + (bytes([size]) if size < 126 else bytes([126]) + struct.pack(">H", size)
+                                              if size < 65536 else bytes([127]) + struct.pack(">Q", size))
+            with lock:
+                self.wfile.write(head + payload)
+                self.wfile.flush()
+
+        def read_messages() -> None:
+            try:
+                while True:
+                    first, second = self.rfile.read(2)
+                    opcode, size = first & 0x0F, second & 0x7F
+                    if size >= 126:
+                        size = struct.unpack(">H" if size == 126 else ">Q", self.rfile.read(2 if size == 126 else 8))[0]
+                    mask = self.rfile.read(4) if second & 0x80 else b"\0\0\0\0"
+                    data = bytes(b ^ mask[i % 4] for i, b in enumerate(self.rfile.read(size)))
+                    if opcode == 0x8:  # close: answer it and end
+                        send(0x8, data[:2])
+                        break
+                    if opcode == 0x9:
+                        send(0xA, data)
+                    elif opcode == 0x1:
+                        send(0x1, json.dumps({"release": cfg["release"], "slot": cfg["slot"],
+                                              "echo": data.decode(errors="replace")}).encode())
+            except (OSError, ValueError):
+                pass
+            done.set()
+
+        threading.Thread(target=read_messages, name="ws-read", daemon=True).start()
+        while not done.is_set() and not st.closing.is_set():
+            done.wait(0.1)
+        if not done.is_set():
+            try:  # 1001 "going away": the client reconnects, to another instance
+                send(0x8, struct.pack(">H", 1001) + b"instance stopping")
+            except OSError:
+                pass
+            done.wait(2)
 
     def reply(self, code: int, payload: dict) -> None:
         body = (json.dumps(payload) + "\n").encode()
@@ -301,6 +405,9 @@ def main(argv: list[str]) -> int:
     time.sleep(cfg["drain_seconds"])
     server.shutdown()  # stop the accept loop...
     server.server_close()  # ...and close the socket so new connections are refused outright
+    state.closing.set()  # long connections end cleanly, their clients reconnect elsewhere
+    with state.cond:
+        state.cond.wait_for(lambda: state.long == 0, timeout=2)
     with state.cond:
         pending = state.in_flight
     log(f"draining: stopped accepting, waiting up to {cfg['drain_timeout']}s for {pending} in-flight")

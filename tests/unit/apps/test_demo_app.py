@@ -369,3 +369,37 @@ def test_crash_after_ready(start_app):
     assert app.get("/readyz")[0] == 200
     assert app.proc.wait(timeout=10) == 1
     assert "demo_app crashing (CRASH_AFTER_SECONDS)" in app.proc.stderr.read()
+
+
+def test_websocket_echo_then_going_away_when_the_instance_stops(start_app):
+    from websockets.sync.client import connect
+
+    app = start_app(BATON_RELEASE="r9", DRAIN_SECONDS="0.2")
+    with connect(f"ws://127.0.0.1:{app.port}/ws", open_timeout=5) as ws:
+        ws.send("hello")
+        assert json.loads(ws.recv(timeout=5)) == {"release": "r9", "slot": "0", "echo": "hello"}
+        assert app.get("/stats")[2]["long"] == 1
+        assert app.get("/stats")[2]["in_flight"] == 0  # a long connection is not an in-flight request
+        app.proc.send_signal(signal.SIGTERM)
+        ws.send("still here while draining")
+        assert json.loads(ws.recv(timeout=5))["echo"] == "still here while draining"
+        with pytest.raises(Exception) as closed:
+            while True:
+                ws.recv(timeout=10)
+        assert ws.close_code == 1001, closed.value
+    assert app.proc.wait(timeout=10) == 0
+
+
+def test_server_sent_events_stream_until_the_instance_stops(start_app):
+    app = start_app(BATON_RELEASE="r9", SSE_INTERVAL="0.1", DRAIN_SECONDS="0.2")
+    conn = http.client.HTTPConnection("127.0.0.1", app.port, timeout=5)
+    conn.request("GET", "/sse")
+    resp = conn.getresponse()
+    assert resp.status == 200 and resp.headers["Content-Type"] == "text/event-stream"
+    events = [json.loads(resp.readline()[len(b"data: "):])]
+    app.proc.send_signal(signal.SIGTERM)
+    body = resp.read()  # chunked: ends with the last chunk when the instance stops accepting
+    events += [json.loads(line[len(b"data: "):]) for line in body.split(b"\n") if line.startswith(b"data: ")]
+    assert events[0] == {"release": "r9", "slot": "0", "n": 0}
+    assert [e["n"] for e in events] == list(range(len(events))) and len(events) >= 3
+    assert app.proc.wait(timeout=10) == 0
