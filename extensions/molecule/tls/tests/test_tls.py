@@ -213,21 +213,18 @@ def test_hsts_is_opt_in(proxy_host, pebble_root):
 def test_deploy_under_https_load(proxy_host, pebble_root):
     before = issued()
 
-    def deploy_shop_and_blog():
-        for app in SITES:
-            r = run_playbook(proxy_host, "deploy.yml", "-e", f"@{VARS / (app + '.yml')}", "-e",
-                             f"baton_release={app}-2")
-            assert r.returncode == 0, r.stdout[-3000:]
-            assert "verified through the proxy" in r.stdout or "served through the proxy" in r.stdout, \
-                r.stdout[-2000:]
+    def deploy_shop():
+        r = run_playbook(proxy_host, "deploy.yml", "-e", f"@{VARS / 'shop.yml'}", "-e", "baton_release=shop-2")
+        assert r.returncode == 0, r.stdout[-3000:]
+        assert "served through the proxy" in r.stdout, r.stdout[-2000:]
 
-    results = loaded(proxy_host, pebble_root, deploy_shop_and_blog)
+    # Both sites loaded over HTTPS while shop deploys: shop's flips, and blog next to them.
+    results = loaded(proxy_host, pebble_root, deploy_shop)
     assert_nothing_lost(results)
-    for app in SITES:
-        _status, headers, _body = https_get(address(proxy_host), names(proxy_host, app)[0], pebble_root)
-        assert headers["x-release"] == f"{app}-2"
-    # Setting the sites up again and flipping twice (Caddy: every flip loads its whole
-    # configuration through the admin API) obtained no new certificate.
+    _status, headers, _body = https_get(address(proxy_host), names(proxy_host, "shop")[0], pebble_root)
+    assert headers["x-release"] == "shop-2"
+    # The deploy set the site up again and flipped (on Caddy each flip loads the whole
+    # configuration through the admin API): no new certificate was obtained.
     assert issued() == before
 
 
