@@ -155,15 +155,6 @@ def test_every_name_serves_a_certificate_from_pebble(proxy_host, pebble_root):
             assert "x-baton-upstream" not in headers
 
 
-def test_tls_1_1_is_refused(proxy_host, pebble_root):
-    context = ssl.create_default_context(cafile=pebble_root)
-    context.maximum_version = ssl.TLSVersion.TLSv1_1
-    context.minimum_version = ssl.TLSVersion.MINIMUM_SUPPORTED
-    with pytest.raises(ssl.SSLError):
-        with socket.create_connection((address(proxy_host), 443), timeout=5) as sock:
-            context.wrap_socket(sock, server_hostname=names(proxy_host, "shop")[0]).close()
-
-
 def test_ipv6_on_the_host(proxy_host):
     """HTTPS on [::1] with SNI, verified against the issuing root as well (curl on the host)."""
     name = names(proxy_host, "blog")[0]
