@@ -17,13 +17,16 @@ body or header mismatch) resets the consecutive counter to zero.
 from __future__ import annotations
 
 import errno
+import ipaddress
 import re
 import socket
 import time
 import traceback
+from urllib.parse import urlsplit, urlunsplit
 
 try:
     import requests
+    import requests.adapters
     import requests.exceptions
 except ImportError:
     HAS_REQUESTS = False
@@ -31,6 +34,25 @@ except ImportError:
 else:
     HAS_REQUESTS = True
     REQUESTS_IMPORT_ERROR = None
+
+
+if HAS_REQUESTS:
+    class ConnectToAdapter(requests.adapters.HTTPAdapter):
+        """Sends HTTPS requests to another address while naming the URL's host in TLS.
+
+        Like ``curl --resolve``: the request URL names the address to connect to, and every
+        connection of this adapter sends ``server_hostname`` as SNI and checks the server's
+        certificate against it. One adapter serves one name (it is mounted per session).
+        """
+
+        def __init__(self, server_hostname, **kwargs):
+            self.server_hostname = server_hostname
+            super(ConnectToAdapter, self).__init__(**kwargs)
+
+        def init_poolmanager(self, connections, maxsize, block=False, **pool_kwargs):
+            pool_kwargs['server_hostname'] = self.server_hostname
+            pool_kwargs['assert_hostname'] = self.server_hostname
+            super(ConnectToAdapter, self).init_poolmanager(connections, maxsize, block=block, **pool_kwargs)
 
 
 DEFAULT_STATUS_CODES = (200,)
@@ -59,13 +81,15 @@ class ReadinessResult:
             final streak was observed, or None when the final streak is empty.
         started_at: wall-clock time (epoch seconds) of the start, so runs on one host
             can be placed on one time line (e.g. ready on the slot, then routed by the proxy).
+        last_headers: response headers of the last attempt, names in lower case ({} without a
+            response), e.g. to read which upstream answered.
     """
 
     __slots__ = ('ready', 'elapsed', 'attempts', 'passes', 'last_status', 'last_error', 'first_pass_elapsed',
-                 'started_at')
+                 'started_at', 'last_headers')
 
     def __init__(self, ready=False, elapsed=0.0, attempts=0, passes=0, last_status=None, last_error=None,
-                 first_pass_elapsed=None, started_at=None):
+                 first_pass_elapsed=None, started_at=None, last_headers=None):
         self.ready = ready
         self.elapsed = elapsed
         self.attempts = attempts
@@ -74,6 +98,7 @@ class ReadinessResult:
         self.last_error = last_error
         self.first_pass_elapsed = first_pass_elapsed
         self.started_at = started_at
+        self.last_headers = {} if last_headers is None else last_headers
 
     def as_dict(self):
         return {name: getattr(self, name) for name in self.__slots__}
@@ -89,7 +114,7 @@ def default_request_timeout(timeout):
 
 def validate_params(url, status_codes=DEFAULT_STATUS_CODES, body_regex=None, expected_headers=None,
                     passes=DEFAULT_PASSES, interval=DEFAULT_INTERVAL, timeout=DEFAULT_TIMEOUT,
-                    request_timeout=None, method='GET'):
+                    request_timeout=None, method='GET', connect_to=None):
     """Check polling parameters.
 
     Returns a list of human-readable problems; an empty list means valid.
@@ -126,7 +151,66 @@ def validate_params(url, status_codes=DEFAULT_STATUS_CODES, body_regex=None, exp
         errors.append('request_timeout must be > 0 seconds, got %r' % (request_timeout,))
     if str(method).upper() not in METHODS:
         errors.append('method must be one of %s, got %r' % (', '.join(METHODS), method))
+    if connect_to is not None and not _is_address(connect_to):
+        errors.append('connect_to must be an IP address or a host name without a port, got %r' % (connect_to,))
     return errors
+
+
+_HOST_NAME_RE = re.compile(r'^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\Z')
+
+
+def _is_address(value):
+    if not isinstance(value, str) or not value:
+        return False
+    try:
+        ipaddress.ip_address(value.strip('[]'))
+    except ValueError:
+        return bool(_HOST_NAME_RE.match(value))
+    return True
+
+
+def connect_target(url, connect_to=None):
+    """Where a request for ``url`` goes when it must connect to ``connect_to``.
+
+    Returns ``(request_url, host_header, server_hostname)``: the URL with its host replaced by
+    the address (its port and path kept), the Host header naming the URL's host (and port, as
+    a browser sends it), and the name for SNI and the certificate check (None for http://).
+    Without ``connect_to`` the URL is used as it is: ``(url, None, None)``.
+    """
+    if connect_to is None:
+        return url, None, None
+    parts = urlsplit(url)
+    address = connect_to.strip('[]')
+    if ':' in address:
+        address = '[%s]' % address
+    netloc = address if parts.port is None else '%s:%d' % (address, parts.port)
+    request_url = urlunsplit((parts.scheme, netloc, parts.path or '/', parts.query, ''))
+    host_header = parts.netloc.rpartition('@')[2]
+    server_hostname = parts.hostname if parts.scheme.lower() == 'https' else None
+    return request_url, host_header, server_hostname
+
+
+def make_session(url, connect_to=None):
+    """A ``requests.Session`` for polling ``url``, connecting to ``connect_to`` when set."""
+    if not HAS_REQUESTS:
+        raise RuntimeError('the requests library is required: %s' % REQUESTS_IMPORT_ERROR)
+    session = requests.Session()
+    server_hostname = connect_target(url, connect_to)[2]
+    if server_hostname is not None:
+        session.mount('https://', ConnectToAdapter(server_hostname))
+    return session
+
+
+def request_plan(url, headers=None, connect_to=None):
+    """The URL to request and the headers to send: ``headers`` plus Host when connecting elsewhere.
+
+    A Host given in ``headers`` wins (any capitalisation), as with ``curl -H``.
+    """
+    request_url, host_header, server_hostname = connect_target(url, connect_to)
+    request_headers = {str(name): str(value) for name, value in (headers or {}).items()}
+    if host_header is not None and not any(name.lower() == 'host' for name in request_headers):
+        request_headers['Host'] = host_header
+    return request_url, request_headers
 
 
 def _is_number(value):
@@ -215,8 +299,9 @@ def check_once(session, url, status_codes=DEFAULT_STATUS_CODES, body_regex=None,
                request_timeout=MAX_REQUEST_TIMEOUT_DEFAULT, headers=None, validate_certs=True, method='GET'):
     """Make a single request and evaluate it.
 
-    Returns ``(passed, status, error)``; ``status`` is None when no response arrived,
-    ``error`` is None when the attempt passed.
+    ``validate_certs`` is passed to requests as ``verify``: a bool, or the path of a CA bundle.
+    Returns ``(passed, status, error, headers)``; ``status`` is None and ``headers`` empty when
+    no response arrived, ``error`` is None when the attempt passed; header names are lower case.
     """
     try:
         response = session.request(
@@ -227,7 +312,8 @@ def check_once(session, url, status_codes=DEFAULT_STATUS_CODES, body_regex=None,
             allow_redirects=False,
         )
     except Exception as exc:  # requests raises many types; every one is a failed attempt
-        return False, None, describe_exception(exc, request_timeout)
+        return False, None, describe_exception(exc, request_timeout), {}
+    received = {str(name).lower(): str(value) for name, value in response.headers.items()}
     try:
         error = evaluate_response(response, status_codes, body_regex, expected_headers)
     except Exception as exc:  # e.g. body decoding or connection dropped while reading the body
@@ -236,13 +322,13 @@ def check_once(session, url, status_codes=DEFAULT_STATUS_CODES, body_regex=None,
         close = getattr(response, 'close', None)
         if close is not None:
             close()
-    return error is None, response.status_code, error
+    return error is None, response.status_code, error, received
 
 
 def wait_ready(url, status_codes=DEFAULT_STATUS_CODES, body_regex=None, expected_headers=None,
                passes=DEFAULT_PASSES, interval=DEFAULT_INTERVAL, timeout=DEFAULT_TIMEOUT,
-               request_timeout=None, headers=None, validate_certs=True, method='GET',
-               session=None, clock=time.monotonic, sleep=time.sleep, wall_clock=time.time):
+               request_timeout=None, headers=None, validate_certs=True, method='GET', connect_to=None,
+               ca_path=None, session=None, clock=time.monotonic, sleep=time.sleep, wall_clock=time.time):
     """Poll ``url`` until ``passes`` consecutive attempts pass or ``timeout`` expires.
 
     At least one attempt is always made and no attempt starts after the deadline.
@@ -253,15 +339,20 @@ def wait_ready(url, status_codes=DEFAULT_STATUS_CODES, body_regex=None, expected
     artificial timeout. The total run time is therefore bounded by roughly
     ``timeout + request_timeout``. Redirects are not followed.
 
+    ``connect_to`` (an address) sends the requests there instead of to the URL's host, which
+    still names the site: Host header, and on https:// SNI and the certificate check (like
+    ``curl --resolve``). ``ca_path`` is a CA bundle to verify the certificate against instead
+    of the system's (only with ``validate_certs``).
+
     ``session`` is a ``requests.Session`` (or anything with a compatible
-    ``request()`` method); one is created and closed here when omitted.
+    ``request()`` method); one is created (:func:`make_session`) and closed here when omitted.
     ``clock``, ``sleep`` and ``wall_clock`` are injectable for tests.
 
     Raises ValueError when the parameters are invalid (see :func:`validate_params`).
     Returns a :class:`ReadinessResult`.
     """
     errors = validate_params(url, status_codes, body_regex, expected_headers, passes, interval, timeout,
-                             request_timeout, method)
+                             request_timeout, method, connect_to)
     if errors:
         raise ValueError('; '.join(errors))
     if request_timeout is None:
@@ -269,33 +360,33 @@ def wait_ready(url, status_codes=DEFAULT_STATUS_CODES, body_regex=None, expected
     status_codes = frozenset(status_codes)
     body_pattern = re.compile(body_regex) if body_regex is not None else None
     header_patterns = {str(name): re.compile(str(regex)) for name, regex in (expected_headers or {}).items()}
-    request_headers = {str(name): str(value) for name, value in (headers or {}).items()}
+    request_url, request_headers = request_plan(url, headers, connect_to)
+    verify = ca_path if validate_certs and ca_path else validate_certs
 
     own_session = session is None
     if own_session:
-        if not HAS_REQUESTS:
-            raise RuntimeError('the requests library is required: %s' % REQUESTS_IMPORT_ERROR)
-        session = requests.Session()
+        session = make_session(url, connect_to)
 
     result = ReadinessResult(started_at=round(wall_clock(), 3))
     start = clock()
     deadline = start + timeout
     try:
         while True:
-            passed, status, error = check_once(
-                session, url,
+            passed, status, error, received = check_once(
+                session, request_url,
                 status_codes=status_codes,
                 body_regex=body_pattern,
                 expected_headers=header_patterns,
                 request_timeout=request_timeout,
                 headers=request_headers,
-                validate_certs=validate_certs,
+                validate_certs=verify,
                 method=method,
             )
             now = clock()
             result.attempts += 1
             result.last_status = status
             result.last_error = error
+            result.last_headers = received
             if passed:
                 if result.passes == 0:
                     result.first_pass_elapsed = round(now - start, 3)
@@ -373,7 +464,7 @@ def watch(url, duration, failures=2, status_codes=DEFAULT_STATUS_CODES, interval
     try:
         while True:
             attempt_at = clock() - start
-            passed, status, error = check_once(session, url, status_codes=frozenset(status_codes),
+            passed, status, error, _headers = check_once(session, url, status_codes=frozenset(status_codes),
                                                request_timeout=request_timeout,
                                                headers={str(k): str(v) for k, v in (headers or {}).items()},
                                                validate_certs=validate_certs)

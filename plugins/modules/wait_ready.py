@@ -96,6 +96,21 @@ options:
       - Set to V(false) only for endpoints with self-signed certificates you trust.
     type: bool
     default: true
+  ca_path:
+    description:
+      - PEM file of the certificate authorities to verify the server's certificate against, instead of the
+        system's, for example a private or test ACME CA.
+      - Only used when O(validate_certs=true).
+    type: path
+  connect_to:
+    description:
+      - Connect to this address (an IP address or host name, no port) instead of the host named in O(url),
+        like C(curl --resolve). The host in O(url) still names the site, as it would for a client that resolves
+        it to this address. It is sent as the V(Host) header, unless O(headers) has one, and on V(https://)
+        as the TLS server name (SNI) and the name the certificate must match.
+      - For example O(url=https://shop.example/healthz) with O(connect_to=127.0.0.1) checks the proxy on this
+        host for the site C(shop.example) over HTTPS, before or without any DNS record.
+    type: str
 notes:
   - Polling happens from the host the module runs on. Use C(delegate_to) to poll from somewhere else,
     for example from the controller through a load balancer.
@@ -127,6 +142,12 @@ EXAMPLES = r"""
       X-App-Release: '^2026\.11\.'
     validate_certs: false
   register: proxy_ready
+
+- name: Check the site shop.example over HTTPS on the proxy of this host (SNI and Host shop.example)
+  baton.deploy.wait_ready:
+    url: https://shop.example/healthz
+    connect_to: 127.0.0.1
+    ca_path: /etc/ssl/private-ca.pem
 
 - name: Accept a redirect from the landing page using HEAD requests
   baton.deploy.wait_ready:
@@ -177,6 +198,13 @@ first_pass_elapsed:
   returned: always
   type: float
   sample: 0.812
+last_headers:
+  description:
+    - Response headers of the last attempt, with lower-case names, or an empty dictionary if the last attempt
+      got no response.
+  returned: always
+  type: dict
+  sample: {"content-type": "text/plain", "x-baton-upstream": "127.0.0.1:8002"}
 started_at:
   description:
     - Wall-clock time (seconds since the epoch, on the target) at which polling started.
@@ -224,6 +252,8 @@ def main():
             headers=dict(type='dict'),
             method=dict(type='str', choices=['GET', 'HEAD'], default='GET'),
             validate_certs=dict(type='bool', default=True),
+            ca_path=dict(type='path'),
+            connect_to=dict(type='str'),
         ),
         supports_check_mode=True,
     )
@@ -242,6 +272,7 @@ def main():
         timeout=params['timeout'],
         request_timeout=params['request_timeout'],
         method=params['method'],
+        connect_to=params['connect_to'],
     )
     errors = validate_params(**options)
     if errors:
@@ -250,6 +281,7 @@ def main():
     result = wait_ready(
         headers=params['headers'],
         validate_certs=params['validate_certs'],
+        ca_path=params['ca_path'],
         **options
     )
     output = result.as_dict()

@@ -29,8 +29,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 import threading
 import time
+import urllib.parse
 
 # One row per request: (start, end, kind, status, release). Times are time.monotonic();
 # kind is "fast", "slow" or "post"; status is the HTTP status (int) or an error tag (str).
@@ -83,12 +85,21 @@ async def read_response(reader: asyncio.StreamReader) -> tuple[int, dict[str, st
 class Connection:
     """One keep-alive client connection (opened lazily, reopened after it is closed).
 
-    ``vhost`` is the Host header (the site's name when the proxy serves several sites)."""
+    ``vhost`` is the Host header (the site's name when the proxy serves several sites). With
+    ``tls`` (an ``ssl.SSLContext``) the connection to ``host`` is HTTPS and the name in ``vhost``
+    (without a port) is the TLS server name (SNI) the certificate is checked against, as for a
+    browser that resolved the name to ``host`` (``curl --resolve``)."""
 
-    def __init__(self, host: str, port: int, vhost: str | None = None) -> None:
-        self.host, self.port, self.vhost = host, port, vhost or host
+    def __init__(self, host: str, port: int, vhost: str | None = None, tls: ssl.SSLContext | None = None) -> None:
+        self.host, self.port, self.vhost, self.tls = host, port, vhost or host, tls
         self.streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
         self.used = False
+
+    async def open(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        if self.tls is None:
+            return await asyncio.open_connection(self.host, self.port)
+        server_name = urllib.parse.urlsplit("//" + self.vhost).hostname
+        return await asyncio.open_connection(self.host, self.port, ssl=self.tls, server_hostname=server_name)
 
     def close(self) -> None:
         if self.streams:
@@ -101,7 +112,7 @@ class Connection:
             # sending, as requests/urllib3 and browsers check, rather than write into a closed one.
             self.close()
         if self.streams is None:
-            self.streams = await asyncio.open_connection(self.host, self.port)
+            self.streams = await self.open()
         reader, writer = self.streams
         reused, self.used = self.used, True
         length = f"Content-Length: {len(body)}\r\n" if method == "POST" else ""
@@ -110,7 +121,7 @@ class Connection:
                          f"{length}\r\n".encode() + body)
             await writer.drain()
             status, headers, _body = await read_response(reader)
-        except (ConnectionResetError, BrokenPipeError, asyncio.IncompleteReadError) as exc:
+        except (ConnectionResetError, BrokenPipeError, asyncio.IncompleteReadError, ssl.SSLEOFError) as exc:
             self.close()
             # A reset carries no partial data; a clean close tells how much had arrived.
             if reused and not getattr(exc, "partial", b""):
@@ -126,8 +137,8 @@ class Load:
 
     def __init__(self, host: str, port: int, slot_ports: list[int], *, rate: int, workers: int,
                  slow_workers: int, slow_ms: int, timeout: float = 10.0, vhost: str | None = None,
-                 post_workers: int = 0, post_rate: float = 10.0) -> None:
-        self.host, self.port, self.slot_ports, self.vhost = host, port, slot_ports, vhost
+                 post_workers: int = 0, post_rate: float = 10.0, tls: ssl.SSLContext | None = None) -> None:
+        self.host, self.port, self.slot_ports, self.vhost, self.tls = host, port, slot_ports, vhost, tls
         self.post_workers, self.post_interval = post_workers, 1 / post_rate
         self.interval = workers / rate
         self.workers, self.slow_workers, self.slow_ms = workers, slow_workers, slow_ms
@@ -183,7 +194,7 @@ class Load:
         self.samples.append((start, time.monotonic(), kind, status, headers.get("x-release")))
 
     async def fast_worker(self, offset: float) -> None:
-        conn = Connection(self.host, self.port, self.vhost)
+        conn = Connection(self.host, self.port, self.vhost, self.tls)
         due = time.monotonic() + offset
         while not self.stopping.is_set():
             await asyncio.sleep(max(0.0, due - time.monotonic()))
@@ -192,7 +203,7 @@ class Load:
         conn.close()
 
     async def post_worker(self, offset: float) -> None:
-        conn = Connection(self.host, self.port, self.vhost)
+        conn = Connection(self.host, self.port, self.vhost, self.tls)
         due = time.monotonic() + offset
         while not self.stopping.is_set():
             await asyncio.sleep(max(0.0, due - time.monotonic()))
@@ -202,7 +213,7 @@ class Load:
 
     async def slow_worker(self, offset: float) -> None:
         # Back to back while they take slow_ms; paced at one per slow_ms when they fail fast.
-        conn = Connection(self.host, self.port, self.vhost)
+        conn = Connection(self.host, self.port, self.vhost, self.tls)
         due = time.monotonic() + offset
         while not self.stopping.is_set():
             await asyncio.sleep(max(0.0, due - time.monotonic()))

@@ -99,7 +99,8 @@ class CallbackModule(CallbackBase):
 # Tasks that only run on the controller and make no change: validation happens in these.
 VALIDATION_TASKS = ("Validating arguments against arg spec", "Validate the input against every role's argument specs",
                     "Validate the app name and slot ports", "Check the release id",
-                    "Validate the site's names and settings", "Refuse control characters")
+                    "Validate the site's names and settings", "Refuse control characters",
+                    "Validate the site's HTTPS settings", "Validate the site's certificate files on the controller")
 GOOD = {"baton_release": "v1", "baton_source": "/nonexistent"}
 
 
@@ -138,6 +139,25 @@ BAD_INPUT = [
     ("name-newline", {"baton_server_names": ["shop.example\nlisten 8080"]}, "not valid: shop.example"),
     ("names-not-list", {"baton_server_names": {"a": 1}},
      "argument 'baton_server_names' is of type dict and we were unable to convert to list"),
+    ("tls-catch-all", {"baton_tls": True},
+     'Invalid HTTPS settings: baton_tls needs the site\'s real names in baton_server_names (the catch-all "_" '
+     'has no name to get a certificate for; got ["_"])'),
+    ("tls-port-is-http-port", {"baton_tls": True, "baton_server_name": "shop.example", "baton_tls_port": 80},
+     "baton_tls_port different from baton_proxy_port (got 80 / 80)"),
+    ("tls-caddy-own-files", {"baton_tls": True, "baton_server_name": "shop.example", "baton_proxy": "caddy",
+                             "baton_tls_source": "host", "baton_tls_certificate": "/etc/ssl/a.pem",
+                             "baton_tls_certificate_key": "/etc/ssl/a.key"},
+     "on Caddy baton_tls_source acme and baton_proxy_port 80"),
+    ("tls-acme-wildcard", {"baton_tls": True, "baton_server_names": ["*.shop.example"]},
+     "no wildcard name with acme"),
+    ("tls-files-unset", {"baton_tls": True, "baton_server_name": "shop.example", "baton_tls_source": "host"},
+     'both baton_tls_certificate and baton_tls_certificate_key (got "" / "")'),
+    ("tls-source-choice", {"baton_tls": True, "baton_tls_source": "letsencrypt"},
+     "value of baton_tls_source must be one of: acme, controller, host, got: letsencrypt"),
+    ("tls-certificate-missing", {"baton_tls": True, "baton_server_name": "shop.example",
+                                 "baton_tls_source": "controller", "baton_tls_certificate": "/nonexistent/shop.pem",
+                                 "baton_tls_certificate_key": str(REPO / "COPYING")},
+     "Invalid HTTPS settings: /nonexistent/shop.pem not found on the controller"),
     ("body-negative", {"baton_proxy_max_body_mb": -1}, "baton_proxy_max_body_mb 0 or more (got -1)"),
     ("read-timeout-zero", {"baton_proxy_read_timeout": 0}, "baton_proxy_read_timeout at least 1 s (got 0)"),
     ("source-type-choice", {"baton_source_type": "svn"},

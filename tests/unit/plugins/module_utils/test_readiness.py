@@ -154,7 +154,9 @@ def test_ready_after_initial_failures(server):
     assert result.as_dict() == {
         'ready': True, 'elapsed': result.elapsed, 'attempts': 5, 'passes': 3, 'last_status': 200,
         'last_error': None, 'first_pass_elapsed': result.first_pass_elapsed, 'started_at': result.started_at,
+        'last_headers': result.last_headers,
     }
+    assert result.last_headers['content-type'] == 'text/plain; charset=utf-8'
 
 
 def test_first_success_is_enough_with_one_pass(server):
@@ -522,7 +524,7 @@ def test_check_once_reports_body_read_failure():
     clock = FakeClock()
     response = BrokenBody(200)
     session = FakeSession(clock, [response])
-    passed, status, error = check_once(session, 'http://app.test/', {200}, body_regex='ok')
+    passed, status, error, _headers = check_once(session, 'http://app.test/', {200}, body_regex='ok')
     assert passed is False
     assert status == 200
     assert error.startswith('reading response failed:')

@@ -90,7 +90,7 @@ def run_module(args, capsys):
 
 
 RESULT_KEYS = {'ready', 'elapsed', 'attempts', 'passes', 'last_status', 'last_error', 'first_pass_elapsed',
-               'started_at'}
+               'started_at', 'last_headers'}
 
 
 def test_ready(server, capsys):
@@ -231,7 +231,7 @@ def test_documentation_matches_argument_spec_and_results():
     assert doc['module'] == 'wait_ready'
     assert set(doc['options']) == {
         'url', 'status_codes', 'body_regex', 'expected_headers', 'passes', 'interval', 'timeout',
-        'request_timeout', 'headers', 'method', 'validate_certs',
+        'request_timeout', 'headers', 'method', 'validate_certs', 'ca_path', 'connect_to',
     }
     assert doc['attributes']['check_mode']['support'] == 'full'
     assert doc['attributes']['diff_mode']['support'] == 'none'
