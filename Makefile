@@ -8,6 +8,7 @@
 #   make demo     bootstrap, then scripts/demo.sh
 #   make bench    bootstrap + requirements-bench.txt, then the zero-drop benchmark (tests/bench/bench.py);
 #                 quick: make bench BENCH_DEPLOYS=3 BENCH_COMBOS=systemd+nginx BENCH_BASELINES=classic
+#                 over HTTPS: make bench BENCH_TLS=1
 #   make clean    remove caches and test output (keeps .venv)
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
@@ -54,6 +55,7 @@ demo: bootstrap
 BENCH_DEPLOYS ?= 20
 BENCH_COMBOS ?= systemd+nginx,systemd+caddy,supervisor+nginx,supervisor+caddy
 BENCH_BASELINES ?= naive,classic
+BENCH_TLS ?= 0
 bench: bootstrap
 	stamp=$(VENV)/.requirements-bench.sha256
 	want=$$(sha256sum requirements-bench.txt)
@@ -62,7 +64,7 @@ bench: bootstrap
 		echo "$$want" >$$stamp
 	fi
 	$(VENV)/bin/python tests/bench/bench.py --deploys $(BENCH_DEPLOYS) --combos $(BENCH_COMBOS) \
-		--baselines "$(BENCH_BASELINES)"
+		--baselines "$(BENCH_BASELINES)" $(if $(filter-out 0,$(BENCH_TLS)),--tls)
 
 clean:
 	rm -rf .cache .pytest_cache tests/output dist

@@ -19,6 +19,11 @@ per-request samples (samples-<scenario>.csv.gz) and every deploy's log and task 
 
     make bench                                    # 20 deploys, every combination, both baselines
     make bench BENCH_DEPLOYS=3 BENCH_COMBOS=systemd+nginx BENCH_BASELINES=classic
+    make bench BENCH_TLS=1                        # Baton's sites over HTTPS (see --tls)
+
+With --tls, Baton's deploys serve the site as bench.example over HTTPS on port 443 (baton_tls,
+baton_tls_source controller, with a certificate the benchmark makes with openssl), and the load
+connects with SNI and verifies the chain against it. The baselines stay on plain HTTP.
 """
 from __future__ import annotations
 
@@ -31,6 +36,7 @@ import os
 import re
 import shutil
 import signal
+import ssl
 import statistics
 import subprocess
 import sys
@@ -52,6 +58,7 @@ COMBOS = ("systemd+nginx", "systemd+caddy", "supervisor+nginx", "supervisor+cadd
 BASELINES = {"naive": "baseline: naive restart (1 instance)", "classic": "baseline: classic 2-instance script"}
 SLOT_PORTS = [8001, 8002]
 PROXY_PORT = 80
+TLS_PORT, TLS_NAME = 443, "bench.example"
 # What ansible-core prints when a role's argument spec refuses a value (e.g. a proxy not yet
 # implemented): such a combination is skipped, any other failure is reported as one.
 NOT_IMPLEMENTED = re.compile(r"must be one of|Validating arguments against arg spec")
@@ -86,7 +93,7 @@ def rounded(value: float | None, digits: int = 3) -> float | None:
 class BatonDeploy:
     """ansible-playbook playbooks/deploy.yml for one host and one combination."""
 
-    def __init__(self, lab: str, host: str, combo: str, warmup: float, logs: Path) -> None:
+    def __init__(self, lab: str, host: str, combo: str, warmup: float, logs: Path, tls: dict | None = None) -> None:
         self.host, self.logs = host, logs
         manager, proxy = combo.split("+")
         collections = REPO / ".cache/collections"
@@ -104,6 +111,10 @@ class BatonDeploy:
                     str(REPO / "playbooks/deploy.yml"), "--limit", host, "-e", "baton_app=demo",
                     "-e", f"baton_source={APP}", "-e", f"baton_process_manager={manager}",
                     "-e", f"baton_proxy={proxy}", "-e", json.dumps({"baton_env": app_env})]
+        if tls:
+            self.cmd += ["-e", json.dumps({"baton_server_names": [TLS_NAME], "baton_tls": True,
+                                           "baton_tls_source": "controller", "baton_tls_certificate": tls["cert"],
+                                           "baton_tls_certificate_key": tls["key"]})]
 
     def __call__(self, release: str) -> dict:
         timing = self.logs / f"{release}.timing.json"
@@ -283,9 +294,24 @@ def task_breakdown(deploys: list[dict]) -> dict:
 
 # --- scenarios -----------------------------------------------------------------------------
 
-def run_scenario(name: str, deploy, addr: str, args: argparse.Namespace, out: Path, origin: float) -> dict:
-    load = Load(addr, PROXY_PORT, SLOT_PORTS, rate=args.rate, workers=args.workers,
-                slow_workers=args.slow_workers, slow_ms=args.slow_ms)
+def make_certificate(out: Path) -> dict:
+    """A self-signed certificate for TLS_NAME (P-256, 2 days): the site's chain and key (--tls)."""
+    cert, key = out / "tls" / "bench.pem", out / "tls" / "bench.key"
+    cert.parent.mkdir()
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                    "-days", "2", "-subj", f"/CN={TLS_NAME}", "-addext", f"subjectAltName=DNS:{TLS_NAME}",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    return {"cert": str(cert), "key": str(key)}
+
+
+def run_scenario(name: str, deploy, addr: str, args: argparse.Namespace, out: Path, origin: float,
+                 tls: dict | None = None) -> dict:
+    """Deploy args.deploys times under load; over HTTPS (SNI TLS_NAME, chain verified) with tls."""
+    https = {}
+    if tls:
+        https = {"vhost": TLS_NAME, "tls": ssl.create_default_context(cafile=tls["cert"])}
+    load = Load(addr, TLS_PORT if tls else PROXY_PORT, SLOT_PORTS, rate=args.rate, workers=args.workers,
+                slow_workers=args.slow_workers, slow_ms=args.slow_ms, **https)
     load.start()
     deploys = []
     try:
@@ -339,11 +365,12 @@ def run(args: argparse.Namespace, out: Path) -> list[dict]:
     addrs = json.loads((LAB_STATE / args.lab / "hosts.json").read_text())["hosts"]
     origin = time.monotonic()
     results = []
+    tls = make_certificate(out) if args.tls else None
     for combo in args.combos:
         name, host = f"Baton {combo}", hosts[combo]
         logs = out / "logs" / combo
         logs.mkdir(parents=True)
-        deploy = BatonDeploy(args.lab, host, combo, args.warmup, logs)
+        deploy = BatonDeploy(args.lab, host, combo, args.warmup, logs, tls)
         log(f"{name}: first deploy r0 on {host} (sets up the host, not measured)")
         first = deploy("r0")
         if first["rc"]:
@@ -353,7 +380,7 @@ def run(args: argparse.Namespace, out: Path) -> list[dict]:
             log(f"{name}: {note}")
             results.append({"name": name, "skipped": note})
             continue
-        results.append(run_scenario(name, deploy, addrs[host], args, out, origin))
+        results.append(run_scenario(name, deploy, addrs[host], args, out, origin, tls))
     for mode in args.baselines:
         logs = out / "logs" / mode
         logs.mkdir(parents=True)
@@ -371,7 +398,9 @@ def fmt(value, unit: str = "") -> str:
 
 def table(results: list[dict], args: argparse.Namespace) -> str:
     rows = [f"{args.deploys} deploys per scenario, load {args.workers} keep-alive workers at {args.rate} req/s "
-            f"on / plus {args.slow_workers} back-to-back /slow?ms={args.slow_ms}, WARMUP_SECONDS={args.warmup}.",
+            f"on / plus {args.slow_workers} back-to-back /slow?ms={args.slow_ms}, WARMUP_SECONDS={args.warmup}"
+            + (f"; Baton over HTTPS (https://{TLS_NAME}:{TLS_PORT}/, TLS with SNI), the baselines over HTTP."
+               if args.tls else "."),
             "",
             "| scenario | deploys (failed) | requests (req/s) | 2xx % | 2xx % in deploy windows | non-2xx | p50 / p99 steady (ms) "
             "| p50 / p99 deploy (ms) | ready→routed median / max (s) | overhead median / max (s) | wall median (s) |",
@@ -438,6 +467,8 @@ def main(argv: list[str]) -> int:
     p.add_argument("--settle", type=float, default=3.0, help="seconds of steady load before and between deploys")
     p.add_argument("--lab", default="bench", help="lab name (tests/lab/baton_lab.py)")
     p.add_argument("--out", type=Path, default=REPO / "bench-results")
+    p.add_argument("--tls", action="store_true", default=False,
+                   help=f"Baton's sites over HTTPS as {TLS_NAME} (own certificate, baton_tls_source controller)")
     args = p.parse_args(argv)
     args.combos = [c for c in args.combos.split(",") if c]
     args.baselines = [b for b in args.baselines.split(",") if b]
