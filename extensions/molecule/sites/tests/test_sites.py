@@ -7,11 +7,8 @@ putting one app into maintenance never touches the others, under GET load and PO
 every site at once."""
 from __future__ import annotations
 
-import http.client
 import json
-import socket
 import sys
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -19,6 +16,7 @@ from pathlib import Path
 
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[4] / "tests" / "integration"))
+from long_clients import LongClient  # noqa: E402
 from molecule_helpers import address, gate_slot, run_playbook, site_loads  # noqa: E402
 
 VARS = Path(__file__).resolve().parents[1] / "vars"
@@ -165,64 +163,11 @@ def test_an_app_cannot_claim_what_another_app_holds(host):
     assert answer(host, "blog.example")[0] == 200 and answer(host, "shop.example")[0] == 200
 
 
-class LongClient(threading.Thread):
-    """A WebSocket (messages every 0.2 s) or SSE client of one site that reconnects at once when
-    its connection ends. ``sessions``: one [release, opened, ended, how it ended] per connection."""
-
-    def __init__(self, host, vhost: str, kind: str) -> None:
-        super().__init__(daemon=True)
-        self.addr, self.vhost, self.kind = address(host), vhost, kind
-        self.sessions: list[list] = []
-        self.stopping = threading.Event()
-
-    def run(self) -> None:
-        while not self.stopping.is_set():
-            try:
-                (self.websocket if self.kind == "ws" else self.events)()
-            except Exception as exc:  # noqa: BLE001 (recorded, then reconnect)
-                self.sessions.append([None, time.monotonic(), time.monotonic(), f"connect failed: {exc!r}"])
-                time.sleep(0.2)
-
-    def websocket(self) -> None:
-        from websockets.exceptions import ConnectionClosed
-        from websockets.sync.client import connect
-
-        with connect(f"ws://{self.vhost}/ws", sock=socket.create_connection((self.addr, 80), timeout=5),
-                     open_timeout=5) as ws:
-            ws.send("hello")
-            session = [json.loads(ws.recv(timeout=5))["release"], time.monotonic(), None, None]
-            self.sessions.append(session)
-            try:
-                while not self.stopping.wait(0.2):
-                    ws.send("ping")
-                    assert json.loads(ws.recv(timeout=5))["release"] == session[0]
-                session[2:] = [time.monotonic(), "stopped by the test"]
-            except ConnectionClosed:
-                session[2:] = [time.monotonic(), f"closed {ws.close_code}"]
-
-    def events(self) -> None:
-        conn = http.client.HTTPConnection(self.addr, 80, timeout=5)
-        try:
-            conn.request("GET", "/sse", headers={"Host": self.vhost})
-            resp = conn.getresponse()
-            line = resp.readline()
-            session = [json.loads(line[len(b"data: "):])["release"], time.monotonic(), None, None]
-            self.sessions.append(session)
-            while not self.stopping.is_set():
-                line = resp.readline()
-                if not line:
-                    session[2:] = [time.monotonic(), "end of stream"]
-                    return
-            session[2:] = [time.monotonic(), "stopped by the test"]
-        finally:
-            conn.close()
-
-
 def test_long_connections_stay_until_the_drain_bound_then_reconnect_to_the_new_release(host):
     """WebSocket and SSE clients of shop, open across a deploy of shop (drain bound 4 s) and of blog."""
     # A flip is a gate file on both proxies: blog's deploy and shop's flip leave them open (a Caddy
     # /load, as before the gate, ends every proxied WebSocket and stream of every site).
-    clients = [LongClient(host, "shop.example", kind) for kind in ("ws", "ws", "sse")]
+    clients = [LongClient(address(host), "shop.example", kind) for kind in ("ws", "ws", "sse")]
     for client in clients:
         client.start()
     time.sleep(1.5)
@@ -235,8 +180,7 @@ def test_long_connections_stay_until_the_drain_bound_then_reconnect_to_the_new_r
         assert r.returncode == 0, r.stdout[-3000:]
         time.sleep(1.5)
     for client in clients:
-        client.stopping.set()
-        client.join(10)
+        client.stop()
     print(json.dumps([c.sessions for c in clients]), json.dumps(results))
     assert_all_served(host, results)
     summary = [ln for ln in r.stdout.splitlines() if "active on slot" in ln][-1]

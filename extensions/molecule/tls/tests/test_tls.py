@@ -23,6 +23,7 @@ import testinfra
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[4] / "tests" / "integration"))
 from load import Load  # noqa: E402
+from long_clients import LongClient  # noqa: E402
 from molecule_helpers import address, playbook_cmd  # noqa: E402
 from zero_drop import ConstantLoad  # noqa: E402
 
@@ -219,6 +220,54 @@ def test_deploy_under_https_load(proxy_host, pebble_root):
     assert headers["x-release"] == "shop-2"
     # The deploy flipped the gate (no configuration load): no new certificate was obtained.
     assert issued() == before
+
+
+def run_baton(host, playbook: str, app: str, *extra: str) -> str:
+    env, cmd = playbook_cmd(host, "-e", f"@{VARS / (app + '.yml')}", *extra)
+    r = subprocess.run([*cmd, str(PLAYBOOKS / playbook)], env=env, capture_output=True, text=True,
+                       timeout=900, check=False)
+    assert r.returncode == 0, r.stdout[-3000:]
+    return r.stdout
+
+
+def test_each_app_deploys_and_rolls_back_while_the_other_is_loaded(proxy_host, pebble_root):
+    """Over HTTPS, with WebSocket (wss) and SSE clients open on both sites: blog deploys, shop rolls
+    back, blog rolls back, under GET and POST load on both. Long connections end only at their
+    app's own drain bound, and reconnect at once to the new release."""
+    context = tls_context(pebble_root)
+    clients = {app: [LongClient(address(proxy_host), names(proxy_host, app)[0], kind, port=443, tls=context)
+                     for kind in ("ws", "sse")] for app in SITES}
+    for client in [c for group in clients.values() for c in group]:
+        client.start()
+    time.sleep(1.5)
+    before = {app: https_get(address(proxy_host), names(proxy_host, app)[0], pebble_root)[1]["x-release"]
+              for app in SITES}
+    summaries = []
+
+    def deploy_and_roll_back():
+        for playbook, app, extra in [("deploy.yml", "blog", ["-e", "baton_release=blog-2"]),
+                                     ("rollback.yml", "shop", []), ("rollback.yml", "blog", [])]:
+            out = run_baton(proxy_host, playbook, app, "-e", "baton_drain_timeout=4", *extra)
+            summaries.append([ln for ln in out.splitlines() if "active on slot" in ln][-1])
+
+    results = loaded(proxy_host, pebble_root, deploy_and_roll_back)
+    for client in [c for group in clients.values() for c in group]:
+        client.stop()
+    print(json.dumps(summaries), json.dumps({app: [c.sessions for c in group] for app, group in clients.items()}))
+    assert_nothing_lost(results)
+    after = {app: https_get(address(proxy_host), names(proxy_host, app)[0], pebble_root)[1]["x-release"]
+             for app in SITES}
+    assert before == {"shop": "shop-2", "blog": "blog-1"} and after == {"shop": "shop-1", "blog": "blog-1"}
+    for app, group in clients.items():
+        rotations = 1 if app == "shop" else 2  # shop rolls back once; blog deploys, then rolls back
+        for client in group:
+            # Each rotation of the app ends its connection as the old slot stops (another app's
+            # rotation never does), and the client reconnects at once to the release now live.
+            assert len(client.sessions) == rotations + 1, (app, client.kind, client.sessions)
+            *ended, last = client.sessions
+            assert all(s[3] in ("closed 1001", "end of stream") for s in ended), (app, client.sessions)
+            assert last[0] == after[app] and last[3] == "stopped by the test", (app, client.sessions)
+            assert all(b[1] - a[2] < 1.0 for a, b in zip(client.sessions, client.sessions[1:])), client.sessions
 
 
 def test_renewal_under_https_load(proxy_host, pebble_root):
