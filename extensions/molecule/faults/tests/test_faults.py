@@ -503,9 +503,8 @@ KILL_PHASES = {
     "before-start": ["Start the next slot", "Point the next slot at the release"],
     # The next slot runs (warming up, or ready), the proxy and the state file still name the old slot.
     "waiting-ready": ["Wait until the next slot is ready on its own port", "Flip the proxy to the next slot"],
-    # The proxy names the next slot, the state file the old one, which still runs (also in the watch window).
-    "after-flip": ["Verify that the proxy routes to the next slot", "Check that the next slot stays ready",
-                   "Take the old slot out of the proxy"],
+    # The gate names the next slot, the state file the old one, which still runs (also in the watch window).
+    "after-flip": ["Verify that the proxy routes to the next slot", "Check that the next slot stays ready"],
     # As after the flip, with requests still in flight on the old slot, or the old slot being stopped.
     "during-drain": ["Wait until the old slot has no in-flight requests", "Stop the old slot"],
     # The old slot stopped, the state file still names it (unless the record's module ran on); after the
