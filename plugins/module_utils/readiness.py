@@ -464,10 +464,9 @@ def watch(url, duration, failures=2, status_codes=DEFAULT_STATUS_CODES, interval
     try:
         while True:
             attempt_at = clock() - start
-            passed, status, error, _headers = check_once(session, url, status_codes=frozenset(status_codes),
-                                               request_timeout=request_timeout,
-                                               headers={str(k): str(v) for k, v in (headers or {}).items()},
-                                               validate_certs=validate_certs)
+            passed, status, error, _headers = check_once(
+                session, url, status_codes=frozenset(status_codes), request_timeout=request_timeout,
+                headers={str(k): str(v) for k, v in (headers or {}).items()}, validate_certs=validate_certs)
             result.attempts += 1
             result.last_status, result.last_error = status, error
             if passed:

@@ -21,15 +21,15 @@ description:
   - The file is replaced atomically with mode C(0644). Recording the same claim again changes nothing.
 author:
   - Baton maintainers (@baton-deploy)
+extends_documentation_fragment:
+  - baton.deploy.attributes
 attributes:
   check_mode:
     support: full
-    description: Can run in check_mode and return changed status prediction without modifying target.
     details:
       - The claims are compared as usual; nothing is written.
   diff_mode:
     support: full
-    description: Will return details on what has changed (or possibly needs changing in diff_mode), when in diff mode.
 options:
   app:
     description: Name of the app.

@@ -24,16 +24,16 @@ description:
     taken over cannot release the lock of the deploy that took it over.
 author:
   - Baton maintainers (@baton-deploy)
+extends_documentation_fragment:
+  - baton.deploy.attributes
 attributes:
   check_mode:
     support: full
-    description: Can run in check_mode and return changed status prediction without modifying target.
     details:
       - In check mode the module reports whether the lock would be acquired, taken over or released, and fails
         if it is held by another deploy, but writes nothing.
   diff_mode:
     support: none
-    description: Will return details on what has changed (or possibly needs changing in diff_mode), when in diff mode.
 options:
   app:
     description:

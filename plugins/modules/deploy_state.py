@@ -26,15 +26,15 @@ description:
     are never touched by this module.
 author:
   - Baton maintainers (@baton-deploy)
+extends_documentation_fragment:
+  - baton.deploy.attributes
 attributes:
   check_mode:
     support: full
-    description: Can run in check_mode and return changed status prediction without modifying target.
     details:
       - With O(state=record), the would-be state is computed and returned but nothing is written.
   diff_mode:
     support: full
-    description: Will return details on what has changed (or possibly needs changing in diff_mode), when in diff mode.
     details:
       - The diff shows the state file before and after recording.
 options:

@@ -26,16 +26,16 @@ description:
     (root, or a member of the socket's group).
 author:
   - Baton maintainers (@baton-deploy)
+extends_documentation_fragment:
+  - baton.deploy.attributes
 attributes:
   check_mode:
     support: full
-    description: Can run in check_mode and return changed status prediction without modifying target.
     details:
       - In check mode the current state is read and C(changed) says whether it would change; nothing is sent
         and nothing is waited for.
   diff_mode:
     support: none
-    description: Will return details on what has changed (or possibly needs changing in diff_mode), when in diff mode.
 options:
   backend:
     description:

@@ -23,15 +23,15 @@ description:
     that the proxy serves the new slot as soon as possible after it is ready.
 author:
   - Baton maintainers (@baton-deploy)
+extends_documentation_fragment:
+  - baton.deploy.attributes
 attributes:
   check_mode:
     support: full
-    description: Can run in check_mode and return changed status prediction without modifying target.
     details:
       - In check mode nothing is written, validated or applied; C(changed) says whether O(content) differs.
   diff_mode:
     support: full
-    description: Will return details on what has changed (or possibly needs changing in diff_mode), when in diff mode.
 options:
   path:
     description:

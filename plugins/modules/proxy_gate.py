@@ -21,15 +21,15 @@ description:
     does not exist yet (the setup does this with the slot the deploy state records).
 author:
   - Baton maintainers (@baton-deploy)
+extends_documentation_fragment:
+  - baton.deploy.attributes
 attributes:
   check_mode:
     support: full
-    description: Can run in check_mode and return changed status prediction without modifying target.
     details:
       - Nothing is created or removed; C(changed) says whether the gate would move.
   diff_mode:
     support: full
-    description: Will return details on what has changed (or possibly needs changing in diff_mode), when in diff mode.
 options:
   path:
     description:

@@ -20,13 +20,13 @@ description:
   - Directories whose names start with a dot (builds in progress) are left alone.
 author:
   - Baton maintainers (@baton-deploy)
+extends_documentation_fragment:
+  - baton.deploy.attributes
 attributes:
   check_mode:
     support: full
-    description: Can run in check_mode and return changed status prediction without modifying target.
   diff_mode:
     support: none
-    description: Will return details on what has changed (or possibly needs changing in diff_mode), when in diff mode.
 options:
   app:
     description:

@@ -24,16 +24,16 @@ description:
   - The module never changes anything and always reports C(changed=false).
 author:
   - Baton maintainers (@baton-deploy)
+extends_documentation_fragment:
+  - baton.deploy.attributes
 attributes:
   check_mode:
     support: full
-    description: Can run in check_mode and return changed status prediction without modifying target.
     details:
       - In check mode the connections are counted once, without waiting. RV(drained) is then whether the count was
         zero.
   diff_mode:
     support: none
-    description: Will return details on what has changed (or possibly needs changing in diff_mode), when in diff mode.
 options:
   port:
     description:

@@ -23,16 +23,16 @@ author:
   - Baton maintainers (@baton-deploy)
 requirements:
   - requests
+extends_documentation_fragment:
+  - baton.deploy.attributes
 attributes:
   check_mode:
     support: full
-    description: Can run in check_mode and return changed status prediction without modifying target.
     details:
       - The module only sends HTTP requests and never changes anything, so in check mode it polls exactly as it
         does normally and returns real results.
   diff_mode:
     support: none
-    description: Will return details on what has changed (or possibly needs changing in diff_mode), when in diff mode.
 options:
   url:
     description:

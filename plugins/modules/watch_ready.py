@@ -19,15 +19,15 @@ description:
   - The module never changes anything and always reports C(changed=false).
 author:
   - Baton maintainers (@baton-deploy)
+extends_documentation_fragment:
+  - baton.deploy.attributes
 attributes:
   check_mode:
     support: full
-    description: Can run in check_mode and return changed status prediction without modifying target.
     details:
       - Watches in check mode too (it only reads).
   diff_mode:
     support: none
-    description: Will return details on what has changed (or possibly needs changing in diff_mode), when in diff mode.
 requirements:
   - requests (on the target host)
 options:

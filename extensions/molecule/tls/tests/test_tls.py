@@ -53,7 +53,7 @@ def names(host, app: str) -> list[str]:
 def pebble_root(tmp_path_factory):
     """PEM of the root pebble signs certificates with (management API /roots/0), fetched on tls-acme."""
     pem = acme().check_output("curl -sS --cacert /etc/pebble/ca.pem https://acme:15000/roots/0 "
-                            "--resolve acme:15000:127.0.0.1")
+                              "--resolve acme:15000:127.0.0.1")
     assert pem.startswith("-----BEGIN CERTIFICATE-----")
     path = tmp_path_factory.mktemp("pebble") / "root.pem"
     path.write_text(pem + "\n")
