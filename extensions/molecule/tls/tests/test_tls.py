@@ -270,6 +270,21 @@ def test_each_app_deploys_and_rolls_back_while_the_other_is_loaded(proxy_host, p
             assert all(b[1] - a[2] < 1.0 for a, b in zip(client.sessions, client.sessions[1:])), client.sessions
 
 
+def test_maintenance_over_https_of_one_app_leaves_the_other(proxy_host, pebble_root):
+    shop, blog = names(proxy_host, "shop")[0], names(proxy_host, "blog")[0]
+    try:
+        run_baton(proxy_host, "maintenance.yml", "shop", "-e", "baton_maintenance=true")
+        status, headers, _body = https_get(address(proxy_host), shop, pebble_root)
+        assert status == 503 and "retry-after" in headers, (status, headers)
+        assert https_get(address(proxy_host), blog, pebble_root)[0] == 200
+        # The host itself still reaches shop (an operator's check), over HTTPS with SNI.
+        assert proxy_host.check_output(f"curl -sk -o /dev/null -w '%{{http_code}}' --resolve {shop}:443:127.0.0.1 "
+                                       f"https://{shop}/") == "200"
+    finally:
+        run_baton(proxy_host, "maintenance.yml", "shop", "-e", "baton_maintenance=false")
+    assert https_get(address(proxy_host), shop, pebble_root)[0] == 200
+
+
 def test_renewal_under_https_load(proxy_host, pebble_root):
     if proxy_host.ansible.get_variables()["baton_proxy"] != "nginx":
         pytest.skip("Caddy renews in the background at 1/3 of the lifetime left; pebble's are 5 years")
