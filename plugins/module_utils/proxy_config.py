@@ -12,7 +12,7 @@ a validation task, a reload task and a rescue, keeps the time between "the new s
 
 How the configuration is applied is the caller's: a command (``systemctl reload nginx``) or an
 HTTP POST of the validation command's output (``caddy adapt --validate`` prints the JSON that
-Caddy's admin API ``/load`` takes). The command runner and the HTTP poster are passed in, so the
+Caddy's admin API ``/load`` takes), over TCP or a unix socket. The command runner and the HTTP poster are passed in, so the
 logic is unit tested without a proxy.
 """
 
@@ -68,12 +68,13 @@ def _describe(argv):
     return ' '.join(argv)
 
 
-def apply_config(path, content, validate, run, apply=None, apply_url=None, post=None, mode=0o644,
-                 force=False, check_mode=False, clock=time.monotonic):
+def apply_config(path, content, validate, run, apply=None, apply_url=None, apply_socket=None, post=None,
+                 mode=0o644, force=False, check_mode=False, clock=time.monotonic):
     """Write ``content`` to ``path`` (if given and different), validate, apply.
 
-    ``run(argv)`` returns ``(rc, stdout, stderr)``; ``post(url, body)`` returns the HTTP status
-    and raises on connection errors. Exactly one of ``apply`` (argv) and ``apply_url`` is used.
+    ``run(argv)`` returns ``(rc, stdout, stderr)``; ``post(url, body, unix_socket)`` returns the HTTP
+    status and raises on connection errors (``apply_socket``, when given, is the unix socket to send
+    the request through). Exactly one of ``apply`` (argv) and ``apply_url`` is used.
     With ``content=None`` the file is left alone and the current configuration is validated and
     applied (a reload). Nothing is run when the content is already in place, unless ``force``.
 
@@ -117,12 +118,13 @@ def apply_config(path, content, validate, run, apply=None, apply_url=None, post=
         if rc != 0:
             fail('applying failed (%s exited %d)' % (_describe(apply), rc), apply_err or apply_out)
     else:
+        where = apply_url if apply_socket is None else '%s on %s' % (apply_url, apply_socket)
         try:
-            status = post(apply_url, out)
-        except Exception as exc:  # connection refused, timeout, HTTP error with a body
-            fail('applying failed (POST %s)' % apply_url, str(exc))
+            status = post(apply_url, out, apply_socket)
+        except Exception as exc:  # connection refused, permission denied, timeout, HTTP error with a body
+            fail('applying failed (POST %s)' % where, str(exc))
         if status != 200:
-            fail('applying failed (POST %s)' % apply_url, 'HTTP status %s' % status)
+            fail('applying failed (POST %s)' % where, 'HTTP status %s' % status)
     result['applied'] = True
     result['changed'] = True
     result['elapsed'] = round(clock() - start, 3)

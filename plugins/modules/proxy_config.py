@@ -14,7 +14,8 @@ version_added: 0.1.0
 description:
   - Writes O(content) to O(path) atomically, runs the O(validate) command, then applies the configuration, either
     with the O(apply) command (for example C(systemctl reload nginx)) or by POSTing the output of O(validate) to
-    O(apply_url) (for example C(caddy adapt --validate) to Caddy's admin API C(/load)).
+    O(apply_url) (for example C(caddy adapt --validate) to Caddy's admin API C(/load)), over TCP or over the unix
+    socket O(apply_socket).
   - If validation or applying fails, the previous content of O(path) is restored and the module fails with a message
     that says what failed and that the proxy still runs its previous configuration.
   - Without O(content) the file is left alone and the current configuration is validated and applied (a reload).
@@ -63,8 +64,15 @@ options:
   apply_url:
     description:
       - URL to which the output of O(validate) is POSTed as C(application/json), for example
-        V(http://localhost:2019/load). Anything but HTTP 200 is a failure.
+        V(http://localhost/load) with O(apply_socket) for Caddy's admin socket. Anything but HTTP 200 is a failure.
     type: str
+  apply_socket:
+    description:
+      - Unix socket to send the POST to O(apply_url) through, instead of connecting to the URL's host (as
+        C(curl --unix-socket)). Only the URL's path is used; the C(Host) header is then empty, as Caddy's admin
+        API requires on a unix socket. A socket that only root can open keeps other local users, the app
+        included, away from the proxy's configuration.
+    type: path
   force:
     description:
       - Validate and apply even when O(content) is already in place.
@@ -83,12 +91,13 @@ EXAMPLES = r"""
     validate: [nginx, -t]
     apply: [systemctl, reload, nginx]
 
-- name: Point Caddy at slot 1 through its admin API
+- name: Point Caddy at slot 1 through its admin API (a unix socket only root and caddy can open)
   baton.deploy.proxy_config:
     path: /etc/caddy/baton/shop.upstream
     content: "to 127.0.0.1:8001\n"
     validate: [caddy, adapt, --config, /etc/caddy/Caddyfile, --adapter, caddyfile, --validate]
-    apply_url: http://localhost:2019/load
+    apply_url: http://localhost/load
+    apply_socket: /run/caddy-admin/admin.sock
 
 - name: Reload nginx after a site change
   baton.deploy.proxy_config:
@@ -121,10 +130,13 @@ from ansible_collections.baton.deploy.plugins.module_utils.proxy_config import (
 )
 
 
-def post_json(url, body):
+def post_json(url, body, unix_socket=None):
+    headers = {'Content-Type': 'application/json'}
+    if unix_socket is not None:
+        headers['Host'] = ''  # no Internet host behind a unix socket (RFC 7230 5.4); Caddy refuses any other
     try:
-        response = open_url(url, data=body, method='POST', headers={'Content-Type': 'application/json'},
-                            timeout=30, follow_redirects='none')
+        response = open_url(url, data=body, method='POST', headers=headers, timeout=30, follow_redirects='none',
+                            unix_socket=unix_socket)
     except HTTPError as exc:  # the proxy's own explanation is in the body (Caddy: {"error": "..."})
         raise RuntimeError('HTTP %d: %s' % (exc.code, exc.read().decode('utf-8', 'replace').strip()[:2000]))
     return response.status
@@ -139,10 +151,12 @@ def main():
             validate=dict(type='list', elements='str', required=True),
             apply=dict(type='list', elements='str'),
             apply_url=dict(type='str'),
+            apply_socket=dict(type='path'),
             force=dict(type='bool', default=False),
         ),
         mutually_exclusive=[('apply', 'apply_url')],
         required_one_of=[('apply', 'apply_url')],
+        required_by={'apply_socket': 'apply_url'},
         supports_check_mode=True,
     )
     p = module.params
@@ -158,7 +172,7 @@ def main():
 
     try:
         result = apply_config(p['path'], p['content'], p['validate'], run, apply=p['apply'],
-                              apply_url=p['apply_url'], post=post_json, mode=mode, force=p['force'],
+                              apply_url=p['apply_url'], apply_socket=p['apply_socket'], post=post_json, mode=mode, force=p['force'],
                               check_mode=module.check_mode)
     except ProxyConfigError as exc:
         module.fail_json(msg=str(exc), restored=exc.restored)

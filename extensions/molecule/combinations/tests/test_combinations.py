@@ -3,12 +3,15 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """supervisor + nginx, systemd + caddy, supervisor + caddy on booted lab hosts (one host each):
 units or programs, proxy configuration and state after converge (v1 then v2), then
-deploy -> deploy -> rollback under constant load through the proxy with zero non-2xx, and a
-restart of the proxy and of the process manager that comes back to the active slot only; a start
-command with '%' runs as given, and a rollback without baton_env restores the previous release's."""
+deploy -> deploy -> rollback under constant load through the proxy with zero non-2xx, a
+restart of the proxy and of the process manager that comes back to the active slot only, a start
+command with '%' that runs as given, a rollback without baton_env that restores the previous
+release's, and what the app can do from inside its running slot (not rewrite its code, not reach
+Caddy's admin API)."""
 from __future__ import annotations
 
 import json
+import re
 import socket
 import sys
 import urllib.error
@@ -19,6 +22,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[4] / "tests" / "integrat
 from molecule_helpers import address, gate_slot, proxied, run_playbook, run_playbook_without_env, state, under_load  # noqa: E402
 
 PORTS = {1: 8001, 2: 8002}
+ADMIN_SOCKET = "/run/caddy-admin/admin.sock"
+# Caddy's admin API over its socket (the Host header must be empty there).
+ADMIN_CONFIG = f"curl -s -m 5 --unix-socket {ADMIN_SOCKET} -H 'Host: ' -o /dev/null -w '%{{http_code}}' http://localhost/config/"
 
 
 def combo(host) -> tuple[str, str]:
@@ -31,6 +37,24 @@ def slot_runs(host, slot: int) -> bool:
     if manager == "supervisor":
         return " RUNNING " in host.run(f"supervisorctl status baton-demo-{slot}").stdout
     return host.service(f"baton-demo@{slot}").is_running
+
+
+def slot_pid(host, slot: int) -> str:
+    """Main process of a running slot (the app itself: baton-exec and sh exec it)."""
+    if combo(host)[0] == "supervisor":
+        return host.check_output(f"supervisorctl pid baton-demo-{slot}")
+    return host.check_output(f"systemctl show -p MainPID --value baton-demo@{slot}")
+
+
+def in_slot(host, command: str, as_app: bool = True):
+    """Run `command` in the running active slot's namespaces, as the app user (or as root)."""
+    pid = slot_pid(host, state(host)["active_slot"])
+    ids = f"-S {host.user('demo').uid} -G {host.group('demo').gid}" if as_app else ""
+    return host.run(f"nsenter -t {pid} -a {ids} sh -c {command!r}")
+
+
+def as_app(host, command: str):
+    return host.run(f"su -s /bin/sh demo -c {command!r}")
 
 
 def assert_serves_only_active_slot(host, release: str) -> None:
@@ -65,7 +89,9 @@ def test_process_manager_setup(host):
         conf = host.file(f"/etc/supervisor/conf.d/baton-demo-{slot}.conf").content_string
         assert f"[program:baton-demo-{slot}]" in conf
         assert f"autostart={autostart}" in conf  # a reboot brings back only the active slot
-        assert "user=demo" in conf and "stopsignal=TERM" in conf
+        # baton-exec builds the sandbox as root, then becomes the app user (no user= for supervisord).
+        assert "--user demo --read-write /srv/demo/shared " in conf and "\nuser=" not in conf
+        assert "stopsignal=TERM" in conf
         assert "stopwaitsecs=45" in conf  # >= baton_drain_timeout (30)
         assert "stdout_logfile_maxbytes=10MB" in conf and "stdout_logfile_backups=5" in conf
         assert "s3cr3t" not in conf  # the environment stays in the 0640 env file
@@ -100,7 +126,7 @@ def test_proxy_setup(host):
     assert "lb_try_duration 5s" in site
     # The live configuration (loaded through the admin API) lists both slots in two handlers, each
     # with its own slot first; the gate's file matcher picks one per request.
-    live = json.loads(host.check_output("curl -s http://localhost:2019/config/"))
+    live = json.loads(host.check_output(f"curl -s --unix-socket {ADMIN_SOCKET} -H 'Host: ' http://localhost/config/"))
     handlers = reverse_proxies(live)  # one app on this host: one handler per slot
     assert [h["upstreams"] for h in handlers] == [[{"dial": "127.0.0.1:8001"}, {"dial": "127.0.0.1:8002"}],
                                                   [{"dial": "127.0.0.1:8002"}, {"dial": "127.0.0.1:8001"}]]
@@ -109,17 +135,52 @@ def test_proxy_setup(host):
         assert handler["load_balancing"]["selection_policy"] == {"policy": "first"}
 
 
-def test_caddy_admin_api_is_not_reachable_from_outside(host):
+def test_caddy_admin_api_answers_root_only(host):
     if combo(host)[1] != "caddy":
         return
-    assert host.socket("tcp://127.0.0.1:2019").is_listening
-    assert not host.socket("tcp://0.0.0.0:2019").is_listening
+    # No TCP listener: Caddy listens on the proxy port only; its admin API is a unix socket.
+    ports = {int(ln.split()[3].rsplit(":", 1)[1]) for ln in host.check_output("ss -Htlnp").splitlines() if "caddy" in ln}
+    assert ports == {80}, ports
+    with_socket = host.file("/run/caddy-admin")
+    assert (with_socket.user, with_socket.group, with_socket.mode) == ("caddy", "caddy", 0o750)
+    assert host.check_output(ADMIN_CONFIG) == "200"  # root (Baton) reaches it
     try:
         socket.create_connection((address(host), 2019), timeout=2).close()
         reachable = True
     except OSError:
         reachable = False
     assert not reachable
+    # The app user cannot, neither through su nor from inside its running slot (curl 7: cannot connect).
+    for r in (as_app(host, ADMIN_CONFIG), in_slot(host, ADMIN_CONFIG)):
+        assert r.rc == 7 and r.stdout == "000", (r.rc, r.stdout, r.stderr)
+    assert "Permission denied" in as_app(host, f"ls {ADMIN_SOCKET}").stderr
+
+
+def test_app_cannot_rewrite_its_release_from_its_slot(host):
+    active = state(host)["active_slot"]
+    release = f"/srv/demo/releases/{state(host)['slots'][str(active)]['release']}"
+    # root owns every release file; nothing in a release is writable by the app's group or others.
+    loose = host.check_output("find /srv/demo/releases -mindepth 1 -not -type l "
+                              "\\( -not -user root -o -perm /022 -o -perm /6000 \\) -print")
+    assert loose == "", loose
+    assert host.file(release).group == "demo" and host.file(f"{release}/demo_app.py").mode == 0o644
+    # As the app user (su, and inside the running slot): the release is read-only, shared/ is writable.
+    for run in (lambda c: as_app(host, c), lambda c: in_slot(host, c)):
+        denied = run(f"touch {release}/demo_app.py || touch /srv/demo/slots/{active}/owned || echo x > {release}/new")
+        assert denied.rc != 0 and not host.file(f"{release}/new").exists, denied.stderr
+        assert run("touch /srv/demo/shared/probe && rm /srv/demo/shared/probe").rc == 0
+    # Inside the slot the file system is mounted read-only (even root there cannot write), except
+    # shared/; /tmp is the slot's own, and home directories are hidden.
+    assert "Read-only file system" in in_slot(host, "touch /etc/baton-probe", as_app=False).stderr
+    assert "Read-only file system" in in_slot(host, f"touch {release}/x", as_app=False).stderr
+    host.run_expect([0], "touch /tmp/baton-host-probe")
+    assert in_slot(host, "ls /tmp/baton-host-probe").rc != 0
+    assert in_slot(host, "ls /root").rc != 0
+    status = host.check_output(f"cat /proc/{slot_pid(host, active)}/status")
+    assert re.search(r"^NoNewPrivs:\s+1$", status, re.M), status
+    assert re.search(r"^CapEff:\s+0+$", status, re.M), status
+    if combo(host)[0] == "supervisor":  # baton-exec also empties the bounding set
+        assert re.search(r"^CapBnd:\s+0+$", status, re.M), status
 
 
 def test_deploy_deploy_rollback_under_load_drop_nothing(host):

@@ -35,6 +35,9 @@ PORTS = {1: 8001, 2: 8002}
 # here, but several minutes on an overloaded 2-core machine; a run cut short leaves its lock behind, and
 # every test after it fails.
 DEPLOY_TIMEOUT = 900
+ADMIN_SOCKET = "/run/caddy-admin/admin.sock"
+# Caddy's admin API through its socket (which wants an empty Host header).
+ADMIN_CURL = f"curl -s -m 5 --unix-socket {ADMIN_SOCKET} -H 'Host: '"
 
 
 def rotation_steps(tasks: list) -> list[str]:
@@ -122,6 +125,23 @@ def through_proxy(h, path: str = "/") -> dict:
 
 def readyz(h, port: int) -> int:
     return int(h.run(f"curl -s -m 5 -o /dev/null -w '%{{http_code}}' http://127.0.0.1:{port}/readyz").stdout or 0)
+
+
+def slot_pid(h, slot: int) -> str:
+    """Main process of a running slot: the app itself (baton-exec and sh exec it under supervisor)."""
+    if hvar(h, "baton_process_manager") == "systemd":
+        return h.check_output(f"systemctl show -p MainPID --value baton-demo@{slot}")
+    return h.check_output(f"supervisorctl pid baton-demo-{slot}")
+
+
+def in_slot(h, command: str, as_app: bool = True):
+    """`command` in the namespaces of the running active slot, as the app user (or as root)."""
+    ids = f"-S {h.user('demo').uid} -G {h.group('demo').gid}" if as_app else ""
+    return h.run(f"nsenter -t {slot_pid(h, read_state(h)['active_slot'])} -a {ids} sh -c {command!r}")
+
+
+def as_app(h, command: str):
+    return h.run(f"su -s /bin/sh demo -c {command!r}")
 
 
 def slot_running(h, slot: int) -> bool:
@@ -231,14 +251,34 @@ def test_app_user_is_unprivileged_and_owns_only_what_it_must(hosts):
         assert user.groups == ["demo"], user.groups  # no sudo, adm, ...
         assert h.run("sudo -l -U demo | grep -q 'not allowed'").rc == 0
         owned = h.check_output("find / -xdev -user demo -not -path '/proc/*' 2>/dev/null").split()
-        outside = [p for p in owned if not p.startswith(("/srv/demo/shared", "/srv/demo/releases/"))]
-        assert outside == [], f"{name(h)}: the app user owns {outside}"
+        outside = [p for p in owned if not p.startswith("/srv/demo/shared")]
+        assert outside == [], f"{name(h)}: the app user owns {outside}"  # not its releases either
         for path in ("/srv/demo", "/srv/demo/releases", "/srv/demo/slots", "/srv/demo/slots/1.env",
                      "/srv/demo/slots/2.env", "/var/lib/baton/demo"):
             assert h.file(path).user == "root", path
-        # Its own release code is read-only to the running app (systemd: ProtectSystem; both: ownership of
-        # the marker and the slot links).
-        assert h.file("/srv/demo/releases/v2/.baton-release").user == "root"
+        # Root owns the releases; the app's group reads them, nobody else but root writes them.
+        loose = h.check_output("find /srv/demo/releases -mindepth 1 -not -type l "
+                               "\\( -not -user root -o -perm /022 -o -perm /6000 \\) -print")
+        assert loose == "", f"{name(h)}: {loose}"
+        assert (h.file("/srv/demo/releases/v2").group, h.file("/srv/demo/releases/v2/demo_app.py").mode) == \
+            ("demo", 0o644)
+
+
+def test_the_app_cannot_rewrite_its_release_from_its_running_slot(hosts):
+    """Both process managers: as the app user, outside (su) and inside the running slot (its namespaces,
+    its uid), writing into the release is refused and shared/ is writable; inside the slot the file
+    system is mounted read-only, so even root there cannot write, and /tmp is the slot's own."""
+    for h in hosts:
+        active = read_state(h)["active_slot"]
+        release = "/srv/demo/releases/" + read_state(h)["slots"][str(active)]["release"]
+        for run in (lambda c, h=h: as_app(h, c), lambda c, h=h: in_slot(h, c)):
+            r = run(f"touch {release}/demo_app.py || touch /srv/demo/slots/{active}/x || echo x > {release}/new")
+            assert r.rc != 0 and not h.file(f"{release}/new").exists, f"{name(h)}: {r.stderr}"
+            assert run("touch /srv/demo/shared/probe && rm /srv/demo/shared/probe").rc == 0, name(h)
+        for path in ("/etc/baton-probe", f"{release}/probe"):
+            assert "Read-only file system" in in_slot(h, f"touch {path}", as_app=False).stderr, (name(h), path)
+        h.run_expect([0], "touch /tmp/baton-host-probe")
+        assert in_slot(h, "ls /tmp/baton-host-probe").rc != 0, f"{name(h)}: the slot sees the host's /tmp"
 
 
 def test_systemd_slots_are_sandboxed(hosts):
@@ -261,27 +301,45 @@ def test_systemd_slots_are_sandboxed(hosts):
     assert h.run(f"{ns} touch /srv/demo/shared/probe && rm -f /srv/demo/shared/probe").rc == 0
 
 
-def test_supervisor_slots_run_as_the_app_user(hosts):
+def test_supervisor_slots_are_sandboxed(hosts):
     h = hosts[1]
     active = read_state(h)["active_slot"]
-    pid = h.check_output(f"supervisorctl pid baton-demo-{active}")
+    pid = slot_pid(h, active)
     assert h.check_output(f"ps -o user= -p {pid}") == "demo"
+    status = h.check_output(f"cat /proc/{pid}/status")
+    for field in ("NoNewPrivs:\t1", "CapEff:\t0000000000000000", "CapBnd:\t0000000000000000"):
+        assert field in status, (field, status)
     conf = h.file(f"/etc/supervisor/conf.d/baton-demo-{active}.conf")
-    assert "user=demo" in conf.content_string
+    # supervisord starts baton-exec as root (no user=): it builds the sandbox, then becomes demo.
+    assert "--user demo --read-write /srv/demo/shared " in conf.content_string
+    assert not re.search(r"^user=", conf.content_string, re.M)
     assert "s3cr3t" not in conf.content_string  # secrets stay in the slot's env file
     assert conf.mode == 0o644 and conf.user == "root"
+    # The slot's own mount namespace: read-only but for shared/, private /tmp and /dev, no homes.
+    assert h.check_output(f"readlink /proc/{pid}/ns/mnt") != h.check_output("readlink /proc/self/ns/mnt")
+    mounts = {ln.split()[0]: ln.split()[1] for ln in
+              h.check_output(f"findmnt -N {pid} -rn -o TARGET,OPTIONS").splitlines()}
+    for target, mode in (("/", "ro"), ("/srv/demo/shared", "rw"), ("/tmp", "rw"), ("/var/tmp", "rw"),
+                         ("/root", "ro"), ("/proc/sys", "ro"), ("/sys", "ro")):
+        assert mounts[target].split(",")[0] == mode, (target, mounts.get(target))
+    assert in_slot(h, "ls /dev").stdout.split() == sorted(
+        "fd full log mqueue null ptmx pts random shm stderr stdin stdout tty urandom zero".split())
 
 
-def test_caddy_admin_api_answers_on_the_host_only(hosts):
+def test_caddy_admin_api_answers_root_only(hosts):
+    """Caddy's admin API is a unix socket only root and caddy can open: no local user, the app least
+    of all (su, or from inside its running slot), can load a configuration into the proxy."""
     h = hosts[1]
-    assert h.run("curl -s -m 5 -o /dev/null -w '%{http_code}' http://localhost:2019/config/").stdout == "200"
-    listeners = h.check_output("ss -Htln 'sport = :2019'").splitlines()
-    assert listeners and all(re.search(r"\s(127\.0\.0\.1|\[::1\]):2019\s", ln) for ln in listeners), listeners
-    # Not from the controller, nor through the host's own outside address.
+    assert h.run(f"{ADMIN_CURL} -o /dev/null -w '%{{http_code}}' http://localhost/config/").stdout == "200"
+    assert h.check_output("ss -Htln 'sport = :2019'") == ""  # no TCP listener at all
+    for r in (as_app(h, f"{ADMIN_CURL} -X POST -d '{{}}' http://localhost/load"),
+              in_slot(h, f"{ADMIN_CURL} -X POST -d '{{}}' http://localhost/load")):
+        assert r.rc == 7, (r.rc, r.stdout, r.stderr)  # 7: could not connect (permission denied)
+    assert "Permission denied" in in_slot(h, f"ls {ADMIN_SOCKET}").stderr
+    assert_consistent(h)  # and the proxy still serves the active slot
     outside = subprocess.run(["curl", "-s", "-m", "5", "-o", "/dev/null", "-w", "%{http_code}",
                               f"http://{address(h)}:2019/config/"], capture_output=True, text=True, check=False)
     assert outside.stdout == "000" and outside.returncode == 7, outside  # 7: connection refused
-    assert h.run(f"curl -s -m 5 http://{address(h)}:2019/config/").rc == 7
 
 
 def test_secrets_are_never_logged_and_files_are_private(hosts, tmp_path):
@@ -405,7 +463,7 @@ def proxy_fingerprint(h) -> tuple:
     """Evidence of a reload: nginx's worker pids / Caddy's loaded configuration."""
     if hvar(h, "baton_proxy") == "nginx":
         return tuple(sorted(h.check_output("pgrep -f 'nginx: worker process'").split()))
-    return (h.check_output("curl -s -m 5 http://localhost:2019/config/"),)
+    return (h.check_output(f"{ADMIN_CURL} http://localhost/config/"),)
 
 
 def test_rejected_proxy_config_is_not_loaded(hosts):

@@ -76,7 +76,7 @@ def test_each_app_has_its_own_site_gate_claim_and_access_log(host):
         assert host.file(log.format(app)).size > 0, f"{app}: no access log"
     if proxy(host) == "caddy":
         # One top-level configuration carries every app's site.
-        live = host.check_output("curl -s http://localhost:2019/config/apps/http/servers")
+        live = host.check_output("curl -s --unix-socket /run/caddy-admin/admin.sock -H 'Host: ' http://localhost/config/apps/http/servers")
         assert all(name in live for names in APPS.values() for name in names if name != "_")
     else:
         assert host.run("nginx -t").rc == 0

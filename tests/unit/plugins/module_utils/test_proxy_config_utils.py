@@ -117,26 +117,29 @@ def test_reload_failure_without_content_says_file_unchanged(conf):
     assert 'no output. %s was not changed and nothing was applied' % conf in str(excinfo.value)
 
 
-def test_apply_url_posts_the_validated_output(conf):
+@pytest.mark.parametrize('socket', [None, '/run/caddy-admin/admin.sock'])
+def test_apply_url_posts_the_validated_output(conf, socket):
     posts = []
     run = Runner(conf, {('caddy', 'adapt'): (0, '{"apps": {"http": {}}}', '')})
-    result = apply_config(conf, NEW, ['caddy', 'adapt'], run, apply_url='http://localhost:2019/load',
-                          post=lambda url, body: posts.append((url, body, read(conf))) or 200)
+    result = apply_config(conf, NEW, ['caddy', 'adapt'], run, apply_url='http://localhost/load', apply_socket=socket,
+                          post=lambda url, body, sock: posts.append((url, body, sock, read(conf))) or 200)
     assert result['applied'] is True
-    assert posts == [('http://localhost:2019/load', '{"apps": {"http": {}}}', NEW)]
+    assert posts == [('http://localhost/load', '{"apps": {"http": {}}}', socket, NEW)]
 
 
-def refuse(url, body):
-    raise ConnectionRefusedError('refused')
+def refuse(url, body, sock):
+    raise PermissionError(13, 'Permission denied')
 
 
-@pytest.mark.parametrize('post, message', [
-    (lambda url, body: 400, 'applying failed (POST http://localhost:2019/load): HTTP status 400'),
-    (refuse, 'applying failed (POST http://localhost:2019/load): refused'),
+@pytest.mark.parametrize('post, socket, message', [
+    (lambda url, body, sock: 400, None, 'applying failed (POST http://localhost/load): HTTP status 400'),
+    (refuse, '/run/caddy-admin/admin.sock',
+     'applying failed (POST http://localhost/load on /run/caddy-admin/admin.sock): [Errno 13] Permission denied'),
 ])
-def test_apply_url_failure_restores(conf, post, message):
+def test_apply_url_failure_restores(conf, post, socket, message):
     with pytest.raises(ProxyConfigError) as excinfo:
-        apply_config(conf, NEW, ['caddy', 'adapt'], Runner(conf), apply_url='http://localhost:2019/load', post=post)
+        apply_config(conf, NEW, ['caddy', 'adapt'], Runner(conf), apply_url='http://localhost/load',
+                     apply_socket=socket, post=post)
     assert str(excinfo.value).startswith(message)
     assert read(conf) == OLD
 
