@@ -13,7 +13,6 @@ import os
 import re
 import socket
 import ssl
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -24,11 +23,10 @@ import testinfra
 sys.path.insert(0, str(Path(__file__).resolve().parents[4] / "tests" / "integration"))
 from load import Load  # noqa: E402
 from long_clients import LongClient  # noqa: E402
-from molecule_helpers import address, playbook_cmd  # noqa: E402
+from molecule_helpers import address, run_playbook  # noqa: E402
 from zero_drop import ConstantLoad  # noqa: E402
 
 VARS = Path(__file__).resolve().parents[1] / "vars"
-PLAYBOOKS = Path(__file__).resolve().parents[4] / "playbooks"
 SITES = {"shop": ["shop", "www.shop"], "blog": ["blog"]}
 OUT = Path(__file__).resolve().parents[4] / "tests" / "output" / "zero-drop"
 
@@ -203,15 +201,19 @@ def test_hsts_is_opt_in(proxy_host, pebble_root):
 # --- Under load ------------------------------------------------------------------------------
 
 
+def run_baton(host, playbook: str, app: str, *extra: str) -> str:
+    """Run one of the collection's playbooks for ``app`` (vars/<app>.yml) on this host; its output."""
+    r = run_playbook(host, playbook, "-e", f"@{VARS / (app + '.yml')}", *extra)
+    assert r.returncode == 0, r.stdout[-3000:]
+    return r.stdout
+
+
 def test_deploy_under_https_load(proxy_host, pebble_root):
     before = issued()
 
     def deploy_shop():
-        env, cmd = playbook_cmd(proxy_host, "-e", f"@{VARS / 'shop.yml'}", "-e", "baton_release=shop-2")
-        r = subprocess.run([*cmd, str(PLAYBOOKS / "deploy.yml")], env=env, capture_output=True, text=True,
-                           timeout=900, check=False)
-        assert r.returncode == 0, r.stdout[-3000:]
-        assert "served through the proxy" in r.stdout, r.stdout[-2000:]
+        out = run_baton(proxy_host, "deploy.yml", "shop", "-e", "baton_release=shop-2")
+        assert "served through the proxy" in out, out[-2000:]
 
     # Both sites loaded over HTTPS while shop deploys: shop's flips, and blog next to them.
     results = loaded(proxy_host, pebble_root, deploy_shop)
@@ -220,14 +222,6 @@ def test_deploy_under_https_load(proxy_host, pebble_root):
     assert headers["x-release"] == "shop-2"
     # The deploy flipped the gate (no configuration load): no new certificate was obtained.
     assert issued() == before
-
-
-def run_baton(host, playbook: str, app: str, *extra: str) -> str:
-    env, cmd = playbook_cmd(host, "-e", f"@{VARS / (app + '.yml')}", *extra)
-    r = subprocess.run([*cmd, str(PLAYBOOKS / playbook)], env=env, capture_output=True, text=True,
-                       timeout=900, check=False)
-    assert r.returncode == 0, r.stdout[-3000:]
-    return r.stdout
 
 
 def test_each_app_deploys_and_rolls_back_while_the_other_is_loaded(proxy_host, pebble_root):
