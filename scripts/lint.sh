@@ -13,5 +13,9 @@ COLLECTIONS="$REPO/.cache/lint-collections"
 mkdir -p "$COLLECTIONS/ansible_collections/baton"
 ln -sfn "$REPO" "$COLLECTIONS/ansible_collections/baton/deploy"
 export ANSIBLE_COLLECTIONS_PATH="$COLLECTIONS${ANSIBLE_COLLECTIONS_PATH:+:$ANSIBLE_COLLECTIONS_PATH}"
+# ansible-lint puts the user's collections (~/.ansible/collections) before that path, and
+# scripts/molecule.sh installs a copy of the collection there: a copy from another checkout or an
+# earlier run would be linted against instead of this tree. An Ansible home of its own avoids it.
+export ANSIBLE_HOME="$REPO/.cache/lint-ansible-home"
 
 exec ansible-lint "$@"

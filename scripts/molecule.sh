@@ -100,7 +100,10 @@ for name in "${scenarios[@]}"; do
     done
     echo "=== molecule test -s $name (started)"
     started[$name]=$SECONDS
-    molecule test -s "$name" >"$logs/$name.log" 2>&1 &
+    # The verifier's results as JUnit XML too: scripts/ci_failures.py reads why a test failed.
+    rm -f "$logs/$name.junit.xml"
+    PYTEST_ADDOPTS="${PYTEST_ADDOPTS:-} --junitxml=$PWD/$logs/$name.junit.xml" \
+        molecule test -s "$name" >"$logs/$name.log" 2>&1 &
     pids[$name]=$!
 done
 while ((${#pids[@]})); do

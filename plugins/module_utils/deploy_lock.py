@@ -273,6 +273,44 @@ def acquire(path, app, owner, token=None, stale_after=DEFAULT_STALE_AFTER, force
     raise LockError('Could not acquire the deploy lock %s of %s: it kept changing hands. Try again.' % (path, app))
 
 
+READ_MAX_BYTES = 65536
+
+
+def validate_read_names(names):
+    """An error message if ``names`` (files to read next to the lock) are not plain file names, else None."""
+    bad = [name for name in names or [] if not name or name in ('.', '..') or '/' in name or '\x00' in name]
+    if bad:
+        return 'read takes file names in the lock\'s directory (no "/"), got %s' % ', '.join(repr(n) for n in bad)
+    return None
+
+
+def read_beside(path, names):
+    """({name: text}, warnings) for the small files ``names`` in the directory of the lock at ``path``.
+
+    Lets a deploy read what it needs from the app's state directory (say the fingerprint of the host's last
+    setup) in the same module run that takes the lock. A file that does not exist is None; so is one that
+    cannot be read or is over READ_MAX_BYTES, with a warning: the caller treats it as missing, never fails
+    while it holds the lock."""
+    directory = os.path.dirname(os.path.abspath(path))
+    found, warnings = {}, []
+    for name in names or []:
+        target = os.path.join(directory, name)
+        found[name] = None
+        try:
+            with open(target, 'rb') as handle:
+                data = handle.read(READ_MAX_BYTES + 1)
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            warnings.append('Could not read %s (taken as missing): %s' % (target, exc))
+            continue
+        if len(data) > READ_MAX_BYTES:
+            warnings.append('%s is over %d bytes (taken as missing)' % (target, READ_MAX_BYTES))
+            continue
+        found[name] = data.decode('utf-8', errors='replace')
+    return found, warnings
+
+
 def release(path, app, token=None, force=False, check_mode=False):
     """Release the lock at ``path`` if it is held with ``token`` (or regardless of the holder when ``force``).
 

@@ -83,13 +83,15 @@ class ReadinessResult:
             can be placed on one time line (e.g. ready on the slot, then routed by the proxy).
         last_headers: response headers of the last attempt, names in lower case ({} without a
             response), e.g. to read which upstream answered.
+        process: None, or what the ``process_watch`` reported when it stopped the wait (the
+            process behind the URL exited or crash-loops): a dict with at least ``reason``.
     """
 
     __slots__ = ('ready', 'elapsed', 'attempts', 'passes', 'last_status', 'last_error', 'first_pass_elapsed',
-                 'started_at', 'last_headers')
+                 'started_at', 'last_headers', 'process')
 
     def __init__(self, ready=False, elapsed=0.0, attempts=0, passes=0, last_status=None, last_error=None,
-                 first_pass_elapsed=None, started_at=None, last_headers=None):
+                 first_pass_elapsed=None, started_at=None, last_headers=None, process=None):
         self.ready = ready
         self.elapsed = elapsed
         self.attempts = attempts
@@ -99,6 +101,7 @@ class ReadinessResult:
         self.first_pass_elapsed = first_pass_elapsed
         self.started_at = started_at
         self.last_headers = {} if last_headers is None else last_headers
+        self.process = process
 
     def as_dict(self):
         return {name: getattr(self, name) for name in self.__slots__}
@@ -328,7 +331,8 @@ def check_once(session, url, status_codes=DEFAULT_STATUS_CODES, body_regex=None,
 def wait_ready(url, status_codes=DEFAULT_STATUS_CODES, body_regex=None, expected_headers=None,
                passes=DEFAULT_PASSES, interval=DEFAULT_INTERVAL, timeout=DEFAULT_TIMEOUT,
                request_timeout=None, headers=None, validate_certs=True, method='GET', connect_to=None,
-               ca_path=None, session=None, clock=time.monotonic, sleep=time.sleep, wall_clock=time.time):
+               ca_path=None, process_watch=None, session=None, clock=time.monotonic, sleep=time.sleep,
+               wall_clock=time.time):
     """Poll ``url`` until ``passes`` consecutive attempts pass or ``timeout`` expires.
 
     At least one attempt is always made and no attempt starts after the deadline.
@@ -343,6 +347,12 @@ def wait_ready(url, status_codes=DEFAULT_STATUS_CODES, body_regex=None, expected
     still names the site: Host header, and on https:// SNI and the certificate check (like
     ``curl --resolve``). ``ca_path`` is a CA bundle to verify the certificate against instead
     of the system's (only with ``validate_certs``).
+
+    ``process_watch`` is a callable (e.g. ``process_managers.ProcessWatch``) run before every
+    attempt: it returns None while the process that should answer runs or starts, else a dict
+    saying why it is gone (with a ``reason``). The wait then stops at once: not ready, that dict
+    as ``process``, its reason as ``last_error``. A crashed release fails within one interval
+    instead of at the deadline.
 
     ``session`` is a ``requests.Session`` (or anything with a compatible
     ``request()`` method); one is created (:func:`make_session`) and closed here when omitted.
@@ -372,6 +382,13 @@ def wait_ready(url, status_codes=DEFAULT_STATUS_CODES, body_regex=None, expected
     deadline = start + timeout
     try:
         while True:
+            failure = process_watch() if process_watch is not None else None
+            if failure is not None:
+                result.process = failure
+                result.last_error = failure['reason']
+                result.passes = 0
+                result.first_pass_elapsed = None
+                break
             passed, status, error, received = check_once(
                 session, request_url,
                 status_codes=status_codes,

@@ -21,7 +21,7 @@ release last ran with while it was live. It is kept from the live slot's env fil
 is pointed at a release, so it is always the environment of a release that served, never that of a deploy
 that failed. A rollback starts the previous release with it (:func:`choose_env`).
 
-Everything here except :func:`read_file` is pure.
+Everything here except :func:`read_file` and :func:`write_slot_env` is pure.
 """
 
 from __future__ import annotations
@@ -29,6 +29,8 @@ from __future__ import annotations
 import json
 import os
 import re
+
+from ansible_collections.baton.deploy.plugins.module_utils.deploy_state import atomic_write
 
 # What Baton sets after the app's own environment (later lines win, so these cannot be overridden).
 BATON_KEYS = ('PORT', 'BATON_SLOT', 'BATON_RELEASE')
@@ -162,3 +164,34 @@ def read_file(path):
             return handle.read()
     except FileNotFoundError:
         return None
+
+
+def write_slot_env(root, env_dir, slot, release, port, gid=None, env=None, keep_slot=None):
+    """Point ``slot``'s env file at ``release``: the rotation's use of this file, in one call.
+
+    First keeps the environment the live slot ``keep_slot`` runs with as that of its release, then
+    writes the slot's file with ``env``, or (``env`` None, a rollback) with the environment kept for
+    ``release``. A file is written (atomically, 0640, group ``gid``) only when its text changes.
+    Returns where the environment came from (see :func:`choose_env`). Raises EnvFileError or
+    ValueError (naming keys, never values).
+    """
+    def write_if_changed(path, text):
+        if read_file(path) != text:
+            atomic_write(path, text, mode=0o640, gid=gid)
+
+    path = os.path.join(root, 'slots', '%d.env' % slot)
+    if keep_slot is not None and keep_slot != slot:
+        live = read_file(os.path.join(root, 'slots', '%d.env' % keep_slot))
+        if live is not None:
+            kept_release, text = kept_env(live)
+            if kept_release is not None:
+                write_if_changed(release_env_path(env_dir, kept_release), text)
+    restore = env is None
+    env, source = choose_env(
+        release,
+        given=env,
+        stored=read_file(release_env_path(env_dir, release)) if restore else None,
+        slot_file=read_file(path) if restore else None,
+    )
+    write_if_changed(path, render(env, slot=slot, port=port, release=release))
+    return source

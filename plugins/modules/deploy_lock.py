@@ -70,6 +70,15 @@ options:
       - Age in seconds after which a lock held by someone else counts as stale and is taken over, with a warning.
     type: int
     default: 3600
+  read:
+    description:
+      - Names of small files in the lock's directory (for example V(setup.id)) to read and return in RV(files),
+        with O(state=present), in the same module run that takes the lock.
+      - Plain file names only. A file that cannot be read or is over 64 KiB is returned as V(null), with a
+        warning.
+    type: list
+    elements: str
+    default: []
   force:
     description:
       - With O(state=present), take over the lock whoever holds it and however old it is.
@@ -88,6 +97,7 @@ EXAMPLES = r"""
   baton.deploy.deploy_lock:
     app: shop
     owner: "{{ lookup('ansible.builtin.env', 'USER') }}@{{ lookup('ansible.builtin.pipe', 'hostname') }}"
+    read: [setup.id]  # shop_lock.files['setup.id']: the file's text, or null
   register: shop_lock
 
 - name: Release it at the end of the deploy
@@ -152,6 +162,13 @@ path:
   returned: always
   type: str
   sample: /var/lib/baton/shop/deploy.lock
+files:
+  description:
+    - With O(state=present), the text of each file named in O(read), by name; V(null) for a file that does not
+      exist. Read once the lock is held (or would be, in check mode).
+  returned: with O(state=present), when the lock is acquired
+  type: dict
+  sample: {"setup.id": "3f2a9c0e5b7d1a4f6e8c2b0a9d7f5e3c1b2a4d6f\n"}
 holder:
   description: The current holder of the lock (same keys as RV(previous_holder)), when the module fails because
     someone else holds it.
@@ -169,7 +186,9 @@ from ansible_collections.baton.deploy.plugins.module_utils.deploy_lock import (
     acquire,
     default_lock_path,
     default_owner,
+    read_beside,
     release,
+    validate_read_names,
     validate_token,
 )
 from ansible_collections.baton.deploy.plugins.module_utils.deploy_state import validate_app_name
@@ -185,6 +204,7 @@ def main():
             token=dict(type='str', no_log=False),
             stale_after=dict(type='int', default=DEFAULT_STALE_AFTER),
             force=dict(type='bool', default=False),
+            read=dict(type='list', elements='str', default=[]),
         ),
         supports_check_mode=True,
     )
@@ -193,7 +213,7 @@ def main():
     module.add_path_info = lambda kwargs: kwargs
     params = module.params
     app = params['app']
-    error = validate_app_name(app) or validate_token(params['token'])
+    error = validate_app_name(app) or validate_token(params['token']) or validate_read_names(params['read'])
     if error:
         module.fail_json(msg=error)
     if params['stale_after'] < 0:
@@ -205,6 +225,8 @@ def main():
             owner = params['owner'] or default_owner()
             result = acquire(path, app, owner, token=params['token'], stale_after=params['stale_after'],
                              force=params['force'], check_mode=module.check_mode)
+            result['files'], unread = read_beside(path, params['read'])
+            result['warnings'].extend(unread)
         else:
             if params['token'] is None and not params['force']:
                 module.fail_json(msg='state=absent needs the token returned when the lock was acquired, '

@@ -111,6 +111,28 @@ options:
       - For example O(url=https://shop.example/healthz) with O(connect_to=127.0.0.1) checks the proxy on this
         host for the site C(shop.example) over HTTPS, before or without any DNS record.
     type: str
+  process_manager:
+    description:
+      - The process manager that runs the process behind O(url). With O(unit), the module asks it before every
+        attempt whether that process still runs, and fails at once (within O(interval)) when it exited, was killed,
+        or crash-loops (it exited and is being restarted, or the manager gave up restarting it), instead of
+        polling until O(timeout).
+      - A process that is still starting is not a failure.
+      - The failure message then names the exit status (or signal) and ends with the last O(log_lines) lines of
+        the process's log (C(journalctl -u) for V(systemd), C(supervisorctl tail) for V(supervisor)).
+    type: str
+    choices: [systemd, supervisor]
+  unit:
+    description:
+      - The systemd unit (for example V(baton-shop@2.service)) or supervisor program (for example V(baton-shop-2))
+        to watch while polling.
+      - Required with O(process_manager).
+    type: str
+  log_lines:
+    description:
+      - How many of the last lines of the unit's log the failure message quotes when the process exited.
+    type: int
+    default: 20
 notes:
   - Polling happens from the host the module runs on. Use C(delegate_to) to poll from somewhere else,
     for example from the controller through a load balancer.
@@ -148,6 +170,13 @@ EXAMPLES = r"""
     url: https://shop.example/healthz
     connect_to: 127.0.0.1
     ca_path: /etc/ssl/private-ca.pem
+
+- name: Wait for slot 2 of shop, failing at once if its process exits or crash-loops
+  baton.deploy.wait_ready:
+    url: http://127.0.0.1:8002/readyz
+    timeout: 60
+    process_manager: systemd
+    unit: baton-shop@2.service
 
 - name: Accept a redirect from the landing page using HEAD requests
   baton.deploy.wait_ready:
@@ -213,10 +242,51 @@ started_at:
   returned: always
   type: float
   sample: 1795787531.216
+process:
+  description:
+    - Why the wait stopped before O(timeout) because the watched process (O(process_manager), O(unit)) is gone,
+      or V(null) when it was not watched or still ran.
+  returned: always
+  type: dict
+  contains:
+    unit:
+      description: The unit or program watched.
+      type: str
+    state:
+      description: V(exited), V(crash-loop), V(stopped) or V(unknown) (no such unit).
+      type: str
+    exit_status:
+      description: Exit status of the process's last exit, or V(null) when it was killed or the manager does not say.
+      type: int
+    signal:
+      description: Name of the signal that killed it (V(SIGKILL)), or V(null).
+      type: str
+    restarts:
+      description: Automatic restarts since the unit was started (systemd), or V(null).
+      type: int
+    detail:
+      description: The process manager's own words for the state.
+      type: str
+    reason:
+      description: One sentence saying what happened to the process.
+      type: str
+    log_tail:
+      description: The last O(log_lines) lines of the process's log.
+      type: str
+  sample:
+    unit: baton-shop@2.service
+    state: crash-loop
+    exit_status: 3
+    signal: null
+    restarts: 0
+    detail: activating/auto-restart, result exit-code
+    reason: the process of baton-shop@2.service exited with status 3 (crash loop; activating/auto-restart, result exit-code)
+    log_tail: "Traceback (most recent call last):\n..."
 """
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
+from ansible_collections.baton.deploy.plugins.module_utils.process_managers import ProcessWatch, process_manager
 from ansible_collections.baton.deploy.plugins.module_utils.readiness import (
     HAS_REQUESTS,
     REQUESTS_IMPORT_ERROR,
@@ -225,8 +295,22 @@ from ansible_collections.baton.deploy.plugins.module_utils.readiness import (
 )
 
 
+def _log_quote(tail):
+    count = len(tail.splitlines())
+    if not count:
+        return 'Its log is empty.'
+    return 'Last %s of its log:\n%s' % ('line' if count == 1 else '%d lines' % count, tail)
+
+
 def failure_message(url, timeout, result, required_passes):
-    """Build the message used when the endpoint is not ready in time."""
+    """Build the message used when the endpoint is not ready in time, or its process is gone."""
+    if result.process is not None:
+        tail = result.process.get('log_tail') or ''
+        return (
+            '%s was not ready: %s, %gs after polling started (%d attempt%s). %s'
+            % (url, result.process['reason'], result.elapsed, result.attempts, '' if result.attempts == 1 else 's',
+               _log_quote(tail))
+        )
     if result.last_error is not None:
         last = result.last_error
     else:
@@ -254,7 +338,11 @@ def main():
             validate_certs=dict(type='bool', default=True),
             ca_path=dict(type='path'),
             connect_to=dict(type='str'),
+            process_manager=dict(type='str', choices=['systemd', 'supervisor']),
+            unit=dict(type='str'),
+            log_lines=dict(type='int', default=20),
         ),
+        required_together=[('process_manager', 'unit')],
         supports_check_mode=True,
     )
 
@@ -275,10 +363,18 @@ def main():
         connect_to=params['connect_to'],
     )
     errors = validate_params(**options)
+    if params['log_lines'] < 0:
+        errors.append('log_lines must be >= 0, got %d' % params['log_lines'])
     if errors:
         module.fail_json(msg='Invalid parameters: %s' % '; '.join(errors))
 
+    watch = None
+    if params['process_manager'] is not None:
+        manager = process_manager(params['process_manager'], module.run_command)
+        watch = ProcessWatch(manager, params['unit'], params['log_lines'])
+
     result = wait_ready(
+        process_watch=watch,
         headers=params['headers'],
         validate_certs=params['validate_certs'],
         ca_path=params['ca_path'],

@@ -100,7 +100,8 @@ class CallbackModule(CallbackBase):
 VALIDATION_TASKS = ("Validating arguments against arg spec", "Validate the input against every role's argument specs",
                     "Validate the app name and slot ports", "Check the release id",
                     "Validate the site's names and settings", "Refuse control characters",
-                    "Validate the site's HTTPS settings", "Validate the site's certificate files on the controller")
+                    "Validate the site's HTTPS settings", "Validate the site's certificate files on the controller",
+                    "Validate the site's static paths")
 GOOD = {"baton_release": "v1", "baton_source": "/nonexistent"}
 
 
@@ -158,6 +159,16 @@ BAD_INPUT = [
                                  "baton_tls_certificate_key": str(REPO / "COPYING")},
      "Invalid HTTPS settings: /nonexistent/shop.pem not found on the controller"),
     ("body-negative", {"baton_proxy_max_body_mb": -1}, "baton_proxy_max_body_mb 0 or more (got -1)"),
+    ("static-url-trailing-slash", {"baton_proxy_static": [{"url": "/assets/", "path": "public/assets"}]},
+     'Invalid baton_proxy_static: each item needs a url that starts with "/"'),
+    ("static-url-root", {"baton_proxy_static": [{"url": "/", "path": "public"}]}, "not valid: [{"),
+    ("static-path-traversal", {"baton_proxy_static": [{"url": "/assets", "path": "public/../../etc"}]},
+     'not valid: [{"url": "/assets", "path": "public/../../etc"}]'),
+    ("static-path-absolute", {"baton_proxy_static": [{"url": "/assets", "path": "/etc"}]}, "not valid: [{"),
+    ("static-url-twice", {"baton_proxy_static": [{"url": "/a", "path": "x"}, {"url": "/a", "path": "y"}]},
+     "and no url twice"),
+    ("static-url-missing", {"baton_proxy_static": [{"path": "public"}]},
+     "missing required arguments: url found in baton_proxy_static"),
     ("read-timeout-zero", {"baton_proxy_read_timeout": 0}, "baton_proxy_read_timeout at least 1 s (got 0)"),
     ("source-type-choice", {"baton_source_type": "svn"},
      "value of baton_source_type must be one of: git, archive, path, got: svn"),

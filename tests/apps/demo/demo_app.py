@@ -21,6 +21,8 @@ Environment variables:
                   at start (default: unset, start normally)
   CRASH_AFTER_SECONDS  once ready, crash (exit 1 at once, connections cut) after this many
                   seconds: a release that passes its readiness check, then dies (default: unset)
+  EXIT_AFTER_SECONDS  exit with status 4 this many seconds after start, ready or not (e.g. while
+                  still warming up: a release that dies before it is ready) (default: unset)
 
 Endpoints (all bodies JSON; every response has X-Release and X-Slot headers):
   /livez          200 while the process answers, even while warming or draining
@@ -134,6 +136,7 @@ def load_config(env: dict) -> dict:
         "readyz_status": _int_env(env, "READYZ_STATUS", 200, 599) or 200,
         "exit_at_start": _int_env(env, "EXIT_AT_START", 1, 255),
         "crash_after": _float_env(env, "CRASH_AFTER_SECONDS", -1.0),
+        "exit_after": _float_env(env, "EXIT_AFTER_SECONDS", -1.0),
         "sse_interval": _float_env(env, "SSE_INTERVAL", 0.5) or 0.5,
     }
 
@@ -291,7 +294,7 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         self.end_headers()
         self.close_connection = True
-        lock, done = threading.Lock(), threading.Event()
+        lock, done, close_sent = threading.Lock(), threading.Event(), threading.Event()
 
         def send(opcode: int, payload: bytes) -> None:
             size = len(payload)
@@ -315,8 +318,10 @@ class Handler(BaseHTTPRequestHandler):
                         size = struct.unpack(">H" if size == 126 else ">Q", self.rfile.read(2 if size == 126 else 8))[0]
                     mask = self.rfile.read(4) if second & 0x80 else b"\0\0\0\0"
                     data = bytes(b ^ mask[i % 4] for i, b in enumerate(self.rfile.read(size)))
-                    if opcode == 0x8:  # close: answer it and end
-                        send(0x8, data[:2])
+                    if opcode == 0x8:  # close: answer it (unless it answers ours, RFC 6455 5.5.1) and end
+                        if not close_sent.is_set():
+                            close_sent.set()
+                            send(0x8, data[:2])
                         break
                     if opcode == 0x9:
                         send(0xA, data)
@@ -332,6 +337,7 @@ class Handler(BaseHTTPRequestHandler):
             done.wait(0.1)
         if not done.is_set():
             try:  # 1001 "going away": the client reconnects, to another instance
+                close_sent.set()
                 send(0x8, struct.pack(">H", 1001) + b"instance stopping")
             except OSError:
                 pass
@@ -399,10 +405,14 @@ def main(argv: list[str]) -> int:
     # Poll with is_set() rather than stop.wait(): Event.wait holds the event's internal lock at
     # moments when the signal handler (running on this same thread) may need it for set().
     crash_at = state.started + cfg["warmup"] + cfg["crash_after"] if cfg["crash_after"] >= 0 else math.inf
+    exit_at = state.started + cfg["exit_after"] if cfg["exit_after"] >= 0 else math.inf
     while not stop.is_set():
         if time.monotonic() >= crash_at:
             log("crashing (CRASH_AFTER_SECONDS)")
             os._exit(1)  # no drain, no cleanup: what a crash looks like to the proxy
+        if time.monotonic() >= exit_at:
+            log(f"exiting with status 4 after {cfg['exit_after']}s (EXIT_AFTER_SECONDS)")
+            os._exit(4)
         time.sleep(0.05)
 
     state.draining.set()

@@ -15,8 +15,9 @@ name: bench_timer
 type: aggregate
 short_description: Per-task wall time as JSON (benchmark only)
 description:
-  - Writes the start offset, duration, action and file position of every task to the file named
-    by the BATON_BENCH_TIMING environment variable.
+  - Writes the start offset, duration, action and file position of every task, and the rotation's
+    steps with their durations (the events of baton.deploy.rotate), to the file named by the
+    BATON_BENCH_TIMING environment variable.
 """
 
 import json
@@ -37,6 +38,8 @@ class CallbackModule(CallbackBase):
         self.loaded = time.time()
         self.tasks = []
         self.remote_runs = 0
+        # The rotation's own steps on the host (baton.deploy.rotate returns them as events).
+        self.steps = []
 
     def _close_current(self):
         if self.tasks and self.tasks[-1]["seconds"] is None:
@@ -54,6 +57,10 @@ class CallbackModule(CallbackBase):
         # A result that is not skipped means the module ran (on the target, unless it is an action
         # that runs on the controller only): one more round trip over SSH.
         self.remote_runs += result._task.action not in CONTROLLER_ONLY
+        events = result._result.get("events") if isinstance(result._result, dict) else None
+        if isinstance(events, list):
+            self.steps += [{"step": e["step"], "started": e.get("started"), "seconds": e["seconds"]} for e in events
+                           if isinstance(e, dict) and "step" in e and "seconds" in e]
 
     v2_runner_on_ok = v2_runner_on_failed = v2_runner_on_unreachable = _count
 
@@ -61,7 +68,7 @@ class CallbackModule(CallbackBase):
         self._close_current()
         with open(os.environ["BATON_BENCH_TIMING"], "w", encoding="utf-8") as out:
             json.dump({"loaded": self.loaded, "ended": time.time(), "remote_runs": self.remote_runs,
-                       "tasks": self.tasks}, out)
+                       "tasks": self.tasks, "steps": self.steps}, out)
 
 
 CONTROLLER_ONLY = frozenset(

@@ -22,7 +22,7 @@ APP = Path(__file__).resolve().parents[2] / "apps" / "demo" / "demo_app.py"
 # Variables the app reads: never inherit them from the developer's shell.
 APP_VARS = ("PORT", "BIND", "BATON_SLOT", "BATON_RELEASE", "WARMUP_SECONDS",
             "DRAIN_SECONDS", "DRAIN_TIMEOUT", "ACCESS_LOG", "READYZ_STATUS", "EXIT_AT_START",
-            "CRASH_AFTER_SECONDS")
+            "CRASH_AFTER_SECONDS", "EXIT_AFTER_SECONDS")
 
 
 def free_port() -> int:
@@ -315,6 +315,7 @@ def test_access_log_opt_in(start_app):
     ({"PORT": "8000", "READYZ_STATUS": "99"}, "READYZ_STATUS must be between 200 and 599"),
     ({"PORT": "8000", "EXIT_AT_START": "0"}, "EXIT_AT_START must be between 1 and 255"),
     ({"PORT": "8000", "CRASH_AFTER_SECONDS": "-2"}, "CRASH_AFTER_SECONDS must be a finite number >= 0"),
+    ({"PORT": "8000", "EXIT_AFTER_SECONDS": "soon"}, "EXIT_AFTER_SECONDS must be a number"),
 ])
 def test_invalid_config_exits_2(env, message):
     proc = subprocess.run([sys.executable, str(APP)], env=clean_env(**env),
@@ -371,6 +372,14 @@ def test_crash_after_ready(start_app):
     assert "demo_app crashing (CRASH_AFTER_SECONDS)" in app.proc.stderr.read()
 
 
+def test_exit_after_seconds_while_warming_up(start_app):
+    # Listening (the fixture waits for /livez) but not ready yet, then it exits with status 4.
+    app = start_app(WARMUP_SECONDS="60", EXIT_AFTER_SECONDS="2")
+    assert app.get("/readyz")[0] == 503
+    assert app.proc.wait(timeout=10) == 4
+    assert "exiting with status 4 after 2.0s (EXIT_AFTER_SECONDS)" in app.proc.stderr.read()
+
+
 def test_websocket_echo_then_going_away_when_the_instance_stops(start_app):
     from websockets.sync.client import connect
 
@@ -388,6 +397,46 @@ def test_websocket_echo_then_going_away_when_the_instance_stops(start_app):
                 ws.recv(timeout=10)
         assert ws.close_code == 1001, closed.value
     assert app.proc.wait(timeout=10) == 0
+
+
+def _ws_raw(port: int) -> socket.socket:
+    """A WebSocket connection on a raw socket, past its handshake: the test reads the frames."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+    sock.sendall(b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                 b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += sock.recv(1)
+    assert head.startswith(b"HTTP/1.1 101 ") or head.startswith(b"HTTP/1.0 101 "), head
+    return sock
+
+
+def _read_all_until_eof(sock: socket.socket) -> bytes:
+    data = b""
+    while chunk := sock.recv(4096):
+        data += chunk
+    return data
+
+
+def test_websocket_close_handshake_has_one_close_frame_each_way(start_app):
+    # The instance stops: it sends one close (1001); the client's answer ends the connection,
+    # with no second close frame from the server (RFC 6455 5.5.1: a close is answered once).
+    app = start_app(DRAIN_SECONDS="0.2")
+    sock = _ws_raw(app.port)
+    app.proc.send_signal(signal.SIGTERM)
+    first = sock.recv(2)
+    assert first[0] == 0x88, first  # FIN + close
+    body = sock.recv(first[1] & 0x7F)
+    assert body[:2] == (1001).to_bytes(2, "big"), body
+    sock.sendall(bytes([0x88, 0x82, 0, 0, 0, 0]) + (1001).to_bytes(2, "big"))  # masked close, mask 0
+    assert _read_all_until_eof(sock) == b""
+    sock.close()
+    # The client closes first: the server answers with one close frame, then the connection ends.
+    app2 = start_app(DRAIN_SECONDS="0.2")
+    sock = _ws_raw(app2.port)
+    sock.sendall(bytes([0x88, 0x82, 0, 0, 0, 0]) + (1000).to_bytes(2, "big"))
+    assert _read_all_until_eof(sock) == bytes([0x88, 0x02]) + (1000).to_bytes(2, "big")
+    sock.close()
 
 
 def test_server_sent_events_stream_until_the_instance_stops(start_app):

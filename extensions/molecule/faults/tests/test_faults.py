@@ -10,19 +10,21 @@ and the state file parses. The tests run in file order (each starts from the pre
 """
 from __future__ import annotations
 
+import ast
 import json
 import os
 import re
+import shlex
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
 
 import pytest
 import testinfra
-import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[4] / "tests" / "integration"))
 from molecule_helpers import REPO, STATE, address, constant_load, gate_slot, playbook_cmd  # noqa: E402
@@ -40,19 +42,20 @@ ADMIN_SOCKET = "/run/caddy-admin/admin.sock"
 ADMIN_CURL = f"curl -s -m 5 --unix-socket {ADMIN_SOCKET} -H 'Host: '"
 
 
-def rotation_steps(tasks: list) -> list[str]:
-    """The rotation's tasks, in order, as ansible-playbook announces them: blocks are not announced
-    (their tasks are; not their rescue), the hooks are skipped, and a name's templated tail varies."""
-    steps = []
-    for task in tasks:
-        if "block" in task:
-            steps += rotation_steps(task["block"])
-        elif "hook" not in task["name"]:
-            steps.append(re.sub(r"\s*\{\{.*", "", task["name"]).strip())
-    return steps
+def rotation_steps() -> list[str]:
+    """The steps of the rotation engine, in order (``rotation.STEPS``), read from its source: the test
+    runs without the collection on its Python path."""
+    tree = ast.parse((REPO / "plugins" / "module_utils" / "rotation.py").read_text())
+    [steps] = [node.value for node in tree.body if isinstance(node, ast.Assign)
+               and [getattr(target, "id", None) for target in node.targets] == ["STEPS"]]
+    return list(ast.literal_eval(steps))
 
 
-ROTATION = rotation_steps(yaml.safe_load((REPO / "roles" / "rotate" / "tasks" / "rotation.yml").read_text()))
+STEPS = rotation_steps()
+# The rotation's journal (baton.deploy.rotate): the step in progress, until the rotation ends.
+JOURNAL = "/var/lib/baton/demo/rotation.json"
+# The task that runs the rotation (the whole of it: no before-flip hook in these tests but one).
+ROTATE_TASK = "Rotate to the release on the next slot"
 
 
 @pytest.fixture(scope="module")
@@ -70,11 +73,11 @@ def hvar(h, var: str) -> str:
     return h.ansible.get_variables()[var]
 
 
-def deploy_cmd(hosts, *extra: str) -> tuple[dict, list[str]]:
-    """ansible-playbook deploy.yml on both hosts at once, with the faults vars and `extra`."""
+def deploy_cmd(hosts, *extra: str, playbook: str = "deploy.yml") -> tuple[dict, list[str]]:
+    """ansible-playbook deploy.yml (or ``playbook``) on both hosts at once, with the faults vars and `extra`."""
     env, cmd = playbook_cmd(hosts[0], "-e", f"@{FAULT_VARS}", *extra)
     cmd[cmd.index("--limit") + 1] = ",".join(name(h) for h in hosts)
-    return env, [*cmd, str(REPO / "playbooks" / "deploy.yml")]
+    return env, [*cmd, str(REPO / "playbooks" / playbook)]
 
 
 def deploy(hosts, *extra: str) -> subprocess.CompletedProcess:
@@ -216,30 +219,87 @@ def assert_no_drop(load: dict) -> None:
         assert result["non_2xx"] == 0, (host, result["codes"])
 
 
-def run_until_task(env: dict, cmd: list[str], task: str, timeout: float = DEPLOY_TIMEOUT) -> str:
-    """Run ansible-playbook and SIGKILL its whole process group as soon as it announces `task`.
+# Run on a host as `python3 - <journal> <step> <steps> <release> <timeout>`: waits until the journal of the
+# rotation to <release> names <step> or a later one (or is gone after naming an earlier one: the rotation
+# ended between two looks, which only happens for the last step), then SIGKILLs the module that Ansible runs
+# there (`/bin/sh -c '... python3 ... && sleep 0'` and what it started). Prints the step it saw.
+KILL_AT_STEP = r"""
+import json, os, signal, sys, time
+journal, step, steps, release, timeout = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), sys.argv[4], float(sys.argv[5])
+deadline, seen = time.monotonic() + timeout, None
 
-    Returns the output up to then. Fails if the task never starts (bounded by `timeout`)."""
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
-    watchdog = threading.Timer(timeout, os.killpg, (proc.pid, signal.SIGKILL))
-    watchdog.start()
-    seen, killed = [], False
+def module_processes():
+    parents = {}
+    for pid in filter(str.isdigit, os.listdir('/proc')):
+        try:
+            with open('/proc/%s/cmdline' % pid, 'rb') as f:
+                cmdline = f.read()
+            with open('/proc/%s/stat' % pid) as f:
+                parents[int(pid)] = (cmdline, int(f.read().rsplit(')', 1)[1].split()[1]))
+        except (OSError, ValueError, IndexError):
+            pass
+    tree = {pid for pid, (cmdline, _parent) in parents.items() if b'sleep 0' in cmdline}
+    while True:
+        more = {pid for pid, (_cmdline, parent) in parents.items() if parent in tree} - tree
+        if not more:
+            return tree
+        tree |= more
+
+while time.monotonic() < deadline:
     try:
-        for line in proc.stdout:
-            seen.append(line)
-            banner = re.match(r"TASK \[(?:[^\]]+ : )?(.*?)\]", line)
-            if banner and banner.group(1).startswith(task):
-                os.killpg(proc.pid, signal.SIGKILL)
-                killed = True
-                break
-    finally:
-        watchdog.cancel()
-        proc.stdout.close()
-        proc.wait(timeout=30)
-    out = "".join(seen)
-    assert killed, f"the deploy never started {task!r}:\n{out[-3000:]}"
-    return out
+        with open(journal) as f:
+            entry = json.load(f)
+        now = entry['step'] if entry.get('release') == release else None
+    except (OSError, ValueError, KeyError):
+        now = None
+    if (now in steps and steps.index(now) >= steps.index(step)) or (now is None and seen is not None):
+        for pid in module_processes():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        print(now or 'ended after %s' % seen, flush=True)
+        sys.exit(0)
+    if now in steps:
+        seen = now
+    time.sleep(0.001)
+sys.exit('the rotation to %s never reached the step %s' % (release, step))
+"""
+
+
+def deploy_killed_at_step(hosts, release: str, step: str, timeout: float = DEPLOY_TIMEOUT) -> dict:
+    """Deploy ``release`` on both hosts and SIGKILL, on each host, the rotate module as soon as its journal
+    names ``step``; then SIGKILL ansible-playbook (before it could release the lock, as when the controller
+    dies). Killing ansible-playbook alone would not stop the module on the host. Returns the step each host's
+    module was killed at (by host name)."""
+    env, cmd = deploy_cmd(hosts, "-e", f"baton_release={release}")
+    args = " ".join(shlex.quote(arg) for arg in (JOURNAL, step, json.dumps(STEPS), release, str(timeout)))
+    killers = {}
+    for h in hosts:
+        killers[name(h)] = subprocess.Popen([*SSH, f"root@{address(h)}", f"python3 - {args}"], stdin=subprocess.PIPE,
+                                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        killers[name(h)].stdin.write(KILL_AT_STEP)
+        killers[name(h)].stdin.close()
+    with tempfile.TemporaryFile("w+") as output:  # a file, not a pipe: the run never waits for a reader
+        proc = subprocess.Popen(cmd, env=env, stdout=output, stderr=subprocess.STDOUT, text=True,
+                                start_new_session=True)
+        try:  # until every host's module is killed, or the deploy ends without reaching the step
+            deadline = time.monotonic() + timeout
+            while any(killer.poll() is None for killer in killers.values()) and proc.poll() is None:
+                assert time.monotonic() < deadline, f"the deploy never reached the step {step}"
+                time.sleep(0.01)
+        finally:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
+            for killer in killers.values():
+                if killer.poll() is None:
+                    killer.kill()
+        output.seek(0)
+        out = output.read()
+    seen = {host: (killer.stdout.read(), killer.stderr.read(), killer.wait()) for host, killer in killers.items()}
+    for host, (stdout, stderr, rc) in seen.items():
+        assert rc == 0, f"{host}: the rotate module was not killed at {step}: {stderr.strip()}\n{out[-3000:]}"
+    return {host: stdout.strip() for host, (stdout, _stderr, _rc) in seen.items()}
 
 
 # --- 9. hardening (on the freshly converged hosts) --------------------------------------------
@@ -347,10 +407,11 @@ def test_secrets_are_never_logged_and_files_are_private(hosts, tmp_path):
     extra = tmp_path / "secret.yml"
     extra.write_text(json.dumps({"baton_env": {"WARMUP_SECONDS": "1", "DRAIN_SECONDS": "0.5",
                                                "BATON_DEMO_SECRET": secret}}))
-    r = deploy(hosts, "-v", "--diff", "-e", f"@{extra}", "-e", "baton_release=s1")
+    r = deploy(hosts, "-vvv", "--diff", "-e", f"@{extra}", "-e", "baton_release=s1")
     assert r.returncode == 0, r.out[-3000:]
-    assert "Write the environment of the slot" in r.out and "no_log: true" in r.out  # it ran, censored...
-    assert secret not in r.out  # ...and neither -v nor --diff showed its content
+    # The rotation wrote the slot's environment; its result, shown in full at -vvv, names the variables only...
+    assert ROTATE_TASK in r.out and '"BATON_DEMO_SECRET": "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"' in r.out
+    assert secret not in r.out  # ...and neither -vvv nor --diff showed a value
     for h in hosts:
         env = h.file(f"/srv/demo/slots/{read_state(h)['active_slot']}.env")
         assert (env.mode, env.user, env.group) == (0o640, "root", "demo")
@@ -368,14 +429,13 @@ def test_secrets_are_never_logged_and_files_are_private(hosts, tmp_path):
 
 FAILED_STARTS = {
     # name: (app environment of the broken release, what the error says)
-    "exits-at-start": ({"EXIT_AT_START": "3"}, None),
     "never-ready": ({"WARMUP_SECONDS": "600"}, "status 503"),
     "readyz-500": ({"READYZ_STATUS": "500"}, "status 500"),
 }
-# The cases on (systemd + nginx, supervisor + caddy), at once. An app that exits fails differently under
-# each process manager: on both. One that stays unready fails the same way on any host (the wait on the
-# slot's own port; stopping the slot is the same as above): one host each.
-FAILED_START_ROUNDS = [("exits-at-start", "exits-at-start"), ("never-ready", "readyz-500")]
+# The cases on (systemd + nginx, supervisor + caddy), at once. One that stays unready fails the same way on
+# any host (the wait on the slot's own port; stopping the slot is the same as above): one host each. An app
+# that exits at start has its own test below, on both.
+FAILED_START_ROUNDS = [("never-ready", "readyz-500")]
 
 
 @pytest.mark.parametrize("cases", FAILED_START_ROUNDS, ids=round_id)
@@ -400,6 +460,118 @@ def test_release_that_never_gets_ready_is_never_routed(hosts, tmp_path, cases):
             assert reason in r.out
         assert live(h) == before[name(h)]
         assert_consistent(h)
+
+
+# Bounds against a regression to waiting out the readiness timeout, not figures: the wait is given 60 s.
+# Measured figures go to tests/output/faults-fast-failure-<case>.json. The whole deploy (setup, build,
+# start) is not bounded: it takes 20-60 s on a loaded 2-core machine.
+FAST_FAIL_TIMEOUT = 60
+FAST_FAIL_TASKS_BOUND = 15  # wall time, rotation task started -> the deploy's failure reported (both hosts)
+# On the host: the exit (or the wait's start if later) -> the readiness wait stops. The target is 2 s; the bound
+# leaves room for a loaded machine, where each supervisorctl run (one per check) takes up to 0.7 s.
+FAST_FAIL_DETECT_BOUND = 3
+FAILED = re.compile(r"^fatal: \[(?P<host>[^\]]+)\]: FAILED! => (?P<result>\{.*\})\s*$")
+FAST_FAILS = {
+    # name: (app environment, exit status, the line the app logs as it exits)
+    # Exits before it listens, again at each restart: the exit comes before the wait starts.
+    "exits-at-start": ({"EXIT_AT_START": "3"}, 3, "exiting at start with status 3 (EXIT_AT_START)"),
+    # Listens, warms up, and dies 10 s after start: while Baton waits for it (under supervisor after its
+    # startsecs, so supervisor restarts it at once: only the new pid tells).
+    "dies-while-warming-up": ({"WARMUP_SECONDS": "60", "EXIT_AFTER_SECONDS": "10"}, 4,
+                              "exiting with status 4 after 10.0s (EXIT_AFTER_SECONDS)"),
+}
+
+
+def deploy_timed(hosts, *extra: str) -> tuple[int, list[tuple[float, str]]]:
+    """deploy() on both hosts, each output line with the wall time it arrived (the lab hosts share the
+    controller's clock)."""
+    env, cmd = deploy_cmd(hosts, *extra)
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    watchdog = threading.Timer(DEPLOY_TIMEOUT, proc.kill)
+    watchdog.start()
+    try:
+        lines = [(time.time(), line) for line in proc.stdout]
+        proc.wait()
+    finally:
+        watchdog.cancel()
+        proc.stdout.close()
+    return proc.returncode, lines
+
+
+def banner_time(lines: list, task: str) -> float:
+    found = [t for t, line in lines if re.match(r"TASK \[(?:[^\]]+ : )?" + re.escape(task), line)]
+    assert found, f"the deploy never started {task!r}"
+    return found[0]
+
+
+def failures(lines: list, host: str) -> list[dict]:
+    """The failed task results printed for ``host``, in order."""
+    return [json.loads(m.group("result")) for m in (FAILED.match(line) for _at, line in lines)
+            if m and m.group("host") == host]
+
+
+def first_exit_at(h, slot: int, since: float, status: int, app_line: str) -> float:
+    """Wall time (on the host) of the first exit of the slot's process since ``since``."""
+    if hvar(h, "baton_process_manager") == "systemd":
+        out = h.check_output(f"journalctl -u baton-demo@{slot} -o short-unix --no-pager --since @{int(since)}"
+                             f" | grep -m1 -F '{app_line}'")
+        return float(out.split()[0])
+    stamps = h.check_output(f"grep -F 'exited: baton-demo-{slot} (exit status {status};'"
+                            " /var/log/supervisor/supervisord.log | cut -c1-23 | tr , .").splitlines()
+    times = [float(h.check_output(f"date -d '{stamp}' +%s.%N")) for stamp in stamps]
+    return min(t for t in times if t >= int(since))
+
+
+@pytest.mark.parametrize("case", FAST_FAILS)
+def test_release_whose_process_dies_fails_fast(hosts, tmp_path, case):
+    """The new slot's process exits (and its process manager restarts it): the deploy fails as soon as the
+    wait for readiness sees it, long before the readiness timeout, naming the exit status and the slot's
+    last log lines; the old slot and the proxy are untouched."""
+    app_env, status, app_line = FAST_FAILS[case]
+    broken = tmp_path / f"{case}.yml"
+    broken.write_text(json.dumps({"baton_env": {"WARMUP_SECONDS": "1", "DRAIN_SECONDS": "0.5", **app_env}}))
+    before = {name(h): (live(h), proxy_fingerprint(h)) for h in hosts}
+    since = time.time() - 1
+    with constant_load(*hosts) as load:
+        started = time.time()
+        rc, lines = deploy_timed(hosts, "-e", f"@{broken}", "-e", f"baton_release=bad-{case}",
+                                 "-e", f"baton_ready_timeout={FAST_FAIL_TIMEOUT}")
+    out = "".join(line for _at, line in lines)
+    assert rc != 0, out[-3000:]
+    assert_no_drop(load)
+    # When the rotation's failure (with its steps) was printed, for the last host.
+    reported = max(at for at, line in lines if FAILED.match(line) and '"events": [' in line)
+    tasks = reported - banner_time(lines, ROTATE_TASK)
+    figures = {"deploy_wall_s": round(lines[-1][0] - started, 2), "rotation_task_to_failure_s": round(tasks, 2)}
+    for h in hosts:
+        nxt = 3 - before[name(h)][0][0]
+        results = failures(lines, name(h))
+        rotated = [r for r in results if r.get("events")]
+        assert rotated, f"{name(h)}: the rotation did not fail with its steps:\n{out[-3000:]}"
+        # The ready step's event: when the wait started (host clock), how long until it saw the exit.
+        [ready] = [event for event in rotated[0]["events"] if event["step"] == "ready"]
+        assert not ready["ok"] and f"exited with status {status}" in ready["detail"], ready
+        assert [event["step"] for event in rotated[0]["events"]][-1] == "stop-next", rotated[0]["events"]
+        message = results[-1]["msg"]
+        assert message.startswith(f"Release bad-{case} on slot {nxt} did not become ready: the process of")
+        assert f"exited with status {status}" in message
+        assert app_line in message  # the last lines of the slot's log
+        assert "It was stopped; the proxy and slot" in message
+        detected = ready["started"] + ready["seconds"]
+        exited = first_exit_at(h, nxt, since, status, app_line)
+        figures[name(h)] = {"exit_to_wait_failed_s": round(detected - exited, 2),
+                            "exit_to_deploy_failure_reported_s": round(reported - exited, 2),
+                            "wait_start_to_failure_s": ready["seconds"], "detail": ready["detail"],
+                            "message": message}
+        if case == "dies-while-warming-up":
+            assert exited > ready["started"], f"{name(h)}: it died before the wait started: {figures}"
+        assert detected - max(exited, ready["started"]) <= FAST_FAIL_DETECT_BOUND, figures
+        assert (live(h), proxy_fingerprint(h)) == before[name(h)], f"{name(h)}: the proxy or old slot was touched"
+        assert_consistent(h)
+    output = REPO / "tests" / "output"
+    output.mkdir(parents=True, exist_ok=True)
+    (output / f"faults-fast-failure-{case}.json").write_text(json.dumps(figures, indent=2))
+    assert tasks < FAST_FAIL_TASKS_BOUND, figures
 
 
 def test_good_deploy_after_a_failed_setting_change_converges(hosts):
@@ -534,8 +706,7 @@ def test_second_concurrent_deploy_is_refused_at_once(hosts, tmp_path):
         assert holder["owner"] in second.out and "(Deploy with Baton)" in holder["owner"]
     assert "re-run with baton_deploy_force_unlock=true" in second.out
     # Refused at the lock: the second deploy set up, built and started nothing.
-    for task in ("Create the unprivileged app user", "Copy the source directory", "Point the next slot",
-                 "Start the next slot"):
+    for task in ("Create the unprivileged app user", "Copy the source directory", ROTATE_TASK):
         assert task not in second.out, task
     for h in hosts:
         s = assert_consistent(h, "c1")
@@ -551,46 +722,56 @@ def test_refused_deploy_leaves_the_boot_configuration_alone(hosts):
     assert "autostart=true" in conf and "autostart=false" in other
 
 
-# --- 3. ansible-playbook killed in each phase of the rotation ----------------------------------
+# --- 3. the rotation killed (SIGKILL) in each phase, then a re-run ----------------------------
 
-# Every task of the rotation, by phase. Killed anywhere within a phase, the deploy leaves the same host
-# behind for the re-run (the comment says what), so each phase is killed once, at its first task listed
-# here; the deploy is killed as that task is announced (its module may still run on the host to its end).
+# Every step of the rotation (rotation.STEPS), by phase. Killed anywhere within a phase, the deploy leaves the
+# same host behind for the re-run (the comment says what), so each phase is killed once, at its first step
+# listed here: the rotate module is killed on the host as its journal names that step, then ansible-playbook.
 KILL_PHASES = {
-    # The next slot points at the release; nothing started, nothing routed.
-    "before-start": ["Start the next slot", "Point the next slot at the release"],
+    # The next slot points at the release, and is being (re)started; nothing routed to it.
+    "before-start": ["start", "point"],
     # The next slot runs (warming up, or ready), the proxy and the state file still name the old slot.
-    "waiting-ready": ["Wait until the next slot is ready on its own port", "Flip the proxy to the next slot"],
+    "waiting-ready": ["ready", "flip"],
     # The gate names the next slot, the state file the old one, which still runs (also in the watch window).
-    "after-flip": ["Verify that the proxy routes to the next slot", "Check that the next slot stays ready"],
+    "after-flip": ["verify", "watch"],
     # As after the flip, with requests still in flight on the old slot, or the old slot being stopped.
-    "during-drain": ["Wait until the old slot has no in-flight requests", "Stop the old slot"],
-    # The old slot stopped, the state file still names it (unless the record's module ran on); after the
-    # record only the lock is left (the re-run takes it over and has nothing to do).
-    "before-record": ["Record the new active slot", "Summarise the deploy"],
+    "during-drain": ["drain", "stop"],
+    # The old slot stopped, the state file still names it (unless the record was written before the kill:
+    # the step takes milliseconds); after the record only the lock is left (the re-run has nothing to do).
+    "before-record": ["record"],
 }
 
 
-def test_every_rotation_task_has_a_kill_phase():
-    """A task added to the rotation must be placed in a phase (or get a phase of its own)."""
-    phased = [task for tasks in KILL_PHASES.values() for task in tasks]
-    assert sorted(phased) == sorted(ROTATION), \
-        f"roles/rotate/tasks/rotation.yml has {ROTATION}; place each task in KILL_PHASES (test_faults.py)"
+def test_every_rotation_step_has_a_kill_phase():
+    """A step added to the rotation engine must be placed in a phase (or get a phase of its own)."""
+    phased = [step for steps in KILL_PHASES.values() for step in steps]
+    assert sorted(phased) == sorted(STEPS), \
+        f"plugins/module_utils/rotation.py has the steps {STEPS}; place each one in KILL_PHASES (test_faults.py)"
 
 
 @pytest.mark.parametrize("phase", KILL_PHASES)
 def test_deploy_killed_in_each_phase_then_rerun(hosts, phase):
     step = KILL_PHASES[phase][0]
     release = f"k{list(KILL_PHASES).index(phase)}"
-    env, cmd = deploy_cmd(hosts, "-e", f"baton_release={release}")
     with constant_load(*hosts) as load:
-        run_until_task(env, cmd, step)
+        killed = deploy_killed_at_step(hosts, release, step)
         for h in hosts:
             wait_for_orphans(h)
             assert_safe(h)
             assert h.file(LOCK).exists  # the killed run could not release it
+            if not killed[name(h)].startswith("ended"):
+                # The journal names the step the rotation was killed in, for `status` and the re-run.
+                assert json.loads(h.file(JOURNAL).content_string)["step"] == killed[name(h)], killed
         if phase == next(iter(KILL_PHASES)):
-            # The documented recovery, step by step: a plain re-run is refused and names the dead holder...
+            # What status says of it...
+            env, cmd = deploy_cmd(hosts, playbook="status.yml")
+            r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=DEPLOY_TIMEOUT, check=False)
+            assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
+            for h in hosts:
+                said = f"to slot {3 - read_state(h)['active_slot']}"
+                assert said in r.stdout and f"was interrupted during the step {killed[name(h)]}" in r.stdout, \
+                    (killed, r.stdout[-3000:])
+            # ...then the documented recovery, step by step: a plain re-run is refused and names the dead holder...
             r = deploy(hosts, "-e", f"baton_release={release}")
             assert r.returncode != 0
             assert "Another deploy of demo holds the lock" in r.out and "(Deploy with Baton)" in r.out
@@ -604,6 +785,7 @@ def test_deploy_killed_in_each_phase_then_rerun(hosts, phase):
     assert_no_drop(load)
     for h in hosts:
         assert_consistent(h, release)
+        assert not h.file(JOURNAL).exists
 
 
 def test_rerunning_the_last_deploy_changes_nothing(hosts):

@@ -225,14 +225,12 @@ def test_deploy_under_https_load(proxy_host, pebble_root):
 
 
 def test_each_app_deploys_and_rolls_back_while_the_other_is_loaded(proxy_host, pebble_root):
-    """Over HTTPS, with SSE clients open on both sites: blog deploys, shop rolls back, blog rolls
-    back, under GET and POST load on both. Long connections end only at their app's own drain
-    bound, and reconnect at once to the new release. (WebSocket clients are held across deploys
-    over plain HTTP in the sites scenario: over HTTPS one wss reconnect once hung 60 s on nginx,
-    which is under investigation.)"""
+    """Over HTTPS, with a WebSocket (wss) and an SSE client open on both sites: blog deploys,
+    shop rolls back, blog rolls back, under GET and POST load on both. Long connections end only
+    at their app's own drain bound, and reconnect at once to the new release."""
     context = tls_context(pebble_root)
     clients = {app: [LongClient(address(proxy_host), names(proxy_host, app)[0], kind, port=443, tls=context)
-                     for kind in ("sse", "sse")] for app in SITES}
+                     for kind in ("ws", "sse")] for app in SITES}
     for client in [c for group in clients.values() for c in group]:
         client.start()
     time.sleep(1.5)
@@ -258,12 +256,16 @@ def test_each_app_deploys_and_rolls_back_while_the_other_is_loaded(proxy_host, p
         rotations = 1 if app == "shop" else 2  # shop rolls back once; blog deploys, then rolls back
         for client in group:
             # Each rotation of the app ends its connection as the old slot stops (another app's
-            # rotation never does), and the client reconnects at once to the release now live.
-            assert len(client.sessions) == rotations + 1, (app, client.kind, client.sessions)
-            *ended, last = client.sessions
-            assert all(s[3] in ("closed 1001", "end of stream") for s in ended), (app, client.sessions)
-            assert last[0] == after[app] and last[3] == "stopped by the test", (app, client.sessions)
-            assert all(b[1] - a[2] < 1.0 for a, b in zip(client.sessions, client.sessions[1:])), client.sessions
+            # rotation never does), and the client reconnects at once to the release now live: its
+            # next session opens within 1 s, whether or not an attempt failed in between (one did
+            # once, 8 ms after the 1001: the open question of docs/sites.md, "Long connections").
+            opened = client.opened()
+            assert len(opened) == rotations + 1, (app, client)
+            *ended, last = opened
+            assert all(s[3] in ("closed 1001", "end of stream") for s in ended), (app, client)
+            assert last[0] == after[app] and last[3] == "stopped by the test", (app, client)
+            assert all(b[1] - a[2] < 1.0 for a, b in zip(opened, opened[1:])), client
+            assert len(client.failed_attempts()) <= rotations, client
 
 
 def test_maintenance_over_https_of_one_app_leaves_the_other(proxy_host, pebble_root):
@@ -281,29 +283,64 @@ def test_maintenance_over_https_of_one_app_leaves_the_other(proxy_host, pebble_r
     assert https_get(address(proxy_host), shop, pebble_root)[0] == 200
 
 
+def caddy_api(host, method: str, path: str, body: str | None = None) -> str:
+    """One request to Caddy's admin API, on its unix socket (only root and caddy reach it)."""
+    data = f" -H 'Content-Type: application/json' -d '{body}'" if body is not None else ""
+    return host.check_output(f"curl -sS --fail-with-body --unix-socket /run/caddy-admin/admin.sock "
+                             f"-H 'Host: ' -X {method}{data} http://localhost{path}")
+
+
 def test_renewal_under_https_load(proxy_host, pebble_root):
-    if proxy_host.ansible.get_variables()["baton_proxy"] != "nginx":
-        pytest.skip("Caddy renews in the background at 1/3 of the lifetime left; pebble's are 5 years")
-    name = names(proxy_host, "shop")[0]
-    old = serial(address(proxy_host), name, pebble_root)
+    """A forced renewal of shop's certificate under HTTPS load: GETs 0 non-2xx, the new
+    certificate served at once, nothing else issued. nginx: `certbot renew --force-renewal`, whose
+    deploy hook validates and reloads nginx. Caddy renews in its own process (pebble's certificates
+    last 5 years): the test makes shop's names due by setting their policy's renewal window to the
+    whole lifetime through the admin API, and takes it back once the new certificates are served.
+    Caddy merges sites with the same ACME settings into one policy, so blog's name renews with them."""
+    proxy = proxy_host.ansible.get_variables()["baton_proxy"]
+    renewed = names(proxy_host, "shop")
+    if proxy == "caddy":
+        policies = json.loads(caddy_api(proxy_host, "GET", "/config/apps/tls/automation/policies"))
+        index = next(i for i, policy in enumerate(policies) if renewed[0] in policy.get("subjects", []))
+        assert set(renewed) <= set(policies[index]["subjects"]), policies[index]
+        renewed = policies[index]["subjects"]
+    old = {name: serial(address(proxy_host), name, pebble_root) for name in renewed}
     before = issued()
     timings = {}
 
     def force_renewal():
         start = time.monotonic()
-        proxy_host.run_expect([0], "REQUESTS_CA_BUNDLE=/etc/baton-lab/acme-ca.pem "
-                                   "certbot renew --force-renewal --cert-name baton-shop --no-random-sleep-on-renew")
+        if proxy == "nginx":
+            proxy_host.run_expect([0], "REQUESTS_CA_BUNDLE=/etc/baton-lab/acme-ca.pem certbot renew "
+                                       "--force-renewal --cert-name baton-shop --no-random-sleep-on-renew")
+        else:
+            ratio = f"/config/apps/tls/automation/policies/{index}/renewal_window_ratio"
+            caddy_api(proxy_host, "POST", ratio, "1")
+            try:
+                deadline = time.monotonic() + 120
+                while any(serial(address(proxy_host), name, pebble_root) == old[name] for name in renewed):
+                    assert time.monotonic() < deadline, "Caddy did not renew within 120 s"
+                    time.sleep(0.5)
+            finally:
+                caddy_api(proxy_host, "DELETE", ratio)
         timings["renewal_s"] = round(time.monotonic() - start, 2)
 
     results = loaded(proxy_host, pebble_root, force_renewal)
-    print("renewal", timings)
-    # certbot's deploy hook reloads nginx to serve the new certificate: GETs 0 non-2xx, POSTs reported.
+    print("renewal", proxy, timings)
+    # certbot's deploy hook reloads nginx; Caddy's two configuration changes (the window, and back)
+    # are loads: GETs 0 non-2xx, POSTs reported (a load closes idle keep-alive connections).
     assert_nothing_lost(results, posts_safe=False)
-    assert issued() == before + 1
-    # The deploy hook validated and reloaded nginx: the new certificate is served.
-    assert serial(address(proxy_host), name, pebble_root) != old
-    journal = proxy_host.check_output("journalctl -u nginx --no-pager -o cat")
-    assert "Reloaded" in journal or "Reloading" in journal
+    # One certificate per renewal: certbot's covers both names, Caddy has one per name.
+    assert issued() == before + (1 if proxy == "nginx" else len(renewed))
+    # The new certificates are served (nginx: reloaded by the hook; Caddy: swapped in memory).
+    assert all(serial(address(proxy_host), name, pebble_root) != old[name] for name in renewed)
+    if proxy == "nginx":
+        journal = proxy_host.check_output("journalctl -u nginx --no-pager -o cat")
+        assert "Reloaded" in journal or "Reloading" in journal
+    else:
+        # The window is back to Caddy's default: nothing else is due.
+        policy = json.loads(caddy_api(proxy_host, "GET", f"/config/apps/tls/automation/policies/{index}"))
+        assert "renewal_window_ratio" not in policy, policy
 
 
 def test_certbot_timer_and_hook(proxy_host):

@@ -154,7 +154,7 @@ def test_ready_after_initial_failures(server):
     assert result.as_dict() == {
         'ready': True, 'elapsed': result.elapsed, 'attempts': 5, 'passes': 3, 'last_status': 200,
         'last_error': None, 'first_pass_elapsed': result.first_pass_elapsed, 'started_at': result.started_at,
-        'last_headers': result.last_headers,
+        'last_headers': result.last_headers, 'process': None,
     }
     assert result.last_headers['content-type'] == 'text/plain; charset=utf-8'
 
@@ -631,3 +631,89 @@ def test_watch_real_server(server):
     result = watch(server.url(), duration=5, interval=0.01, failures=1)
     assert result.healthy is False and result.last_status == 500
     assert len(server.requests) == 3
+
+
+# --------------------------------------------------------------------------------------------
+# The process watch: a slot whose process exits stops the wait at once (fake clock, fake runner).
+# --------------------------------------------------------------------------------------------
+
+class ScriptedSystemd:
+    """A fake ``systemctl show`` / ``journalctl`` runner: the unit's state per call of ``systemctl show``
+    (the last one repeats), read on the shared fake clock."""
+
+    RUNNING = 'ActiveState=active\nSubState=running\nResult=success\nExecMainCode=0\nExecMainStatus=0\nNRestarts=0\n'
+    STARTING = 'ActiveState=activating\nSubState=start\nResult=success\nExecMainCode=0\nExecMainStatus=0\nNRestarts=0\n'
+    EXITED_3 = ('ActiveState=activating\nSubState=auto-restart\nResult=exit-code\nExecMainCode=1\nExecMainStatus=3\n'
+                'NRestarts=0\n')
+    BACK_AFTER_CRASH = 'ActiveState=active\nSubState=running\nResult=success\nExecMainCode=0\nNRestarts=1\n'
+
+    def __init__(self, clock, states, log='boot\nTraceback\nSystemExit: 3\n'):
+        self.clock = clock
+        self.states = list(states)
+        self.log = log
+        self.shows = []  # fake time of each systemctl show
+
+    def __call__(self, argv):
+        if argv[0] == 'systemctl':
+            self.shows.append(self.clock.now)
+            return 0, self.states[min(len(self.shows), len(self.states)) - 1], ''
+        assert argv[0] == 'journalctl'
+        return 0, self.log, ''
+
+
+def run_watched(outcomes, states, **kwargs):
+    from ansible_collections.baton.deploy.plugins.module_utils.process_managers import ProcessWatch, Systemd
+
+    clock = FakeClock()
+    session = FakeSession(clock, outcomes, 0.0)
+    runner = ScriptedSystemd(clock, states)
+    watch = ProcessWatch(Systemd(runner), 'baton-shop@2.service')
+    result = wait_ready('http://app.test/readyz', session=session, clock=clock, sleep=clock.sleep,
+                        process_watch=watch, **kwargs)
+    return result, session, runner
+
+
+def test_watch_exited_process_stops_the_wait_on_the_next_poll():
+    running = ScriptedSystemd.RUNNING
+    # Refused twice while the process runs, then it exits: the third poll sees it and nothing more is requested.
+    result, session, runner = run_watched([ConnectionRefusedError('refused')], [running, running,
+                                          ScriptedSystemd.EXITED_3], timeout=60, interval=0.2)
+
+    assert result.ready is False
+    assert result.attempts == 2 and len(session.calls) == 2
+    assert result.elapsed == 0.4  # two intervals, not the 60 s timeout
+    assert runner.shows == [100.0, 100.2, 100.4]
+    assert result.process['state'] == 'crash-loop'
+    assert result.process['exit_status'] == 3
+    assert result.process['log_tail'] == 'boot\nTraceback\nSystemExit: 3'
+    assert result.last_error == result.process['reason'] == (
+        'the process of baton-shop@2.service exited with status 3 (crash loop; activating/auto-restart, '
+        'result exit-code)')
+    assert result.as_dict()['process'] is result.process
+
+
+def test_watch_process_that_is_already_gone_fails_before_any_request():
+    result, session, _runner = run_watched([200], [ScriptedSystemd.EXITED_3], timeout=60)
+    assert (result.ready, result.attempts, session.calls, result.elapsed) == (False, 0, [], 0.0)
+
+
+def test_watch_crash_loop_caught_while_running_again():
+    result, _session, _runner = run_watched([503], [ScriptedSystemd.RUNNING, ScriptedSystemd.BACK_AFTER_CRASH],
+                                            timeout=60, interval=1)
+    assert (result.ready, result.attempts, result.elapsed) == (False, 1, 1.0)
+    assert result.process['state'] == 'crash-loop' and result.process['restarts'] == 1
+
+
+def test_watch_still_starting_is_not_flagged():
+    # Starting, then running and warming up (503), then ready: the watch never interrupts.
+    result, session, runner = run_watched([503, 503, 200], [ScriptedSystemd.STARTING, ScriptedSystemd.RUNNING],
+                                          timeout=60, interval=0.5, passes=2)
+    assert result.ready is True and result.process is None
+    assert result.attempts == 4
+    assert len(runner.shows) == 4  # asked before every attempt
+
+
+def test_watch_does_not_change_the_timeout_of_a_live_process():
+    result, _session, runner = run_watched([503], [ScriptedSystemd.RUNNING], timeout=1, interval=0.25, passes=1)
+    assert (result.ready, result.process, result.attempts, result.elapsed) == (False, None, 4, 1.0)
+    assert result.last_error == 'status 503'

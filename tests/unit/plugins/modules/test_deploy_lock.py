@@ -149,3 +149,32 @@ def test_force_release(capsys, path):
     rc, out = run_module(capsys, app='shop', path=path, state='absent', force=True)
     assert rc == 0 and out['released'] is True and out['changed'] is True
     assert not os.path.exists(path)
+
+
+def test_read_returns_files_beside_the_lock_in_the_same_run(capsys, path):
+    os.makedirs(os.path.dirname(path))
+    with open(os.path.join(os.path.dirname(path), 'setup.id'), 'w') as handle:
+        handle.write('abc123\n')
+    rc, out = run_module(capsys, app='shop', path=path, owner='alice', read=['setup.id', 'missing.id'])
+    assert rc == 0 and out['acquired'] is True
+    assert out['files'] == {'setup.id': 'abc123\n', 'missing.id': None}
+
+
+def test_read_of_an_unreadable_or_huge_file_is_missing_with_a_warning(capsys, path):
+    directory = os.path.dirname(path)
+    os.makedirs(os.path.join(directory, 'setup.id'))  # a directory: cannot be read as a file
+    with open(os.path.join(directory, 'big.id'), 'w') as handle:
+        handle.write('x' * 70000)
+    rc, out = run_module(capsys, app='shop', path=path, owner='alice', read=['setup.id', 'big.id'])
+    assert rc == 0 and out['acquired'] is True  # the lock is held: the caller releases it as usual
+    assert out['files'] == {'setup.id': None, 'big.id': None}
+    messages = warning_messages(out)
+    assert any('Could not read' in m and 'setup.id' in m for m in messages), messages
+    assert any('big.id is over 65536 bytes' in m for m in messages), messages
+
+
+@pytest.mark.parametrize('name', ['../state.json', '', '..', 'a/b'])
+def test_read_takes_plain_file_names_only(capsys, path, name):
+    rc, out = run_module(capsys, app='shop', path=path, owner='alice', read=[name])
+    assert rc == 1 and 'read takes file names' in out['msg']
+    assert not os.path.exists(path)  # refused before the lock is taken

@@ -90,7 +90,7 @@ def run_module(args, capsys):
 
 
 RESULT_KEYS = {'ready', 'elapsed', 'attempts', 'passes', 'last_status', 'last_error', 'first_pass_elapsed',
-               'started_at', 'last_headers'}
+               'started_at', 'last_headers', 'process'}
 
 
 def test_ready(server, capsys):
@@ -232,7 +232,56 @@ def test_documentation_matches_argument_spec_and_results():
     assert set(doc['options']) == {
         'url', 'status_codes', 'body_regex', 'expected_headers', 'passes', 'interval', 'timeout',
         'request_timeout', 'headers', 'method', 'validate_certs', 'ca_path', 'connect_to',
+        'process_manager', 'unit', 'log_lines',
     }
     assert doc['attributes']['check_mode']['support'] == 'full'
     assert doc['attributes']['diff_mode']['support'] == 'none'
     assert set(returns) == RESULT_KEYS == set(ReadinessResult.__slots__)
+
+
+def test_exited_process_fails_at_once_with_exit_status_and_log_tail(closed_url, capsys, monkeypatch):
+    calls = []
+
+    def run_command(self, argv, **kwargs):
+        calls.append(list(argv))
+        if argv[:2] == ['supervisorctl', 'status']:
+            return 3, 'baton-shop-2   BACKOFF   Exited too quickly (process log may have details)\n', ''
+        if argv[-1] == '/var/log/supervisor/supervisord.log':
+            return 0, '2026-11-30 21:05:00,200 WARN exited: baton-shop-2 (exit status 3; not expected)\n', ''
+        assert argv == ['tail', '-c', '16000', '/var/log/baton/shop-2.log']
+        return 0, 'starting\ndemo_app: exiting at start with status 3 (EXIT_AT_START)\n', ''
+
+    monkeypatch.setattr(wait_ready.AnsibleModule, 'run_command', run_command)
+    code, result = run_module({'url': closed_url, 'timeout': 60, 'process_manager': 'supervisor',
+                               'unit': 'baton-shop-2', 'log_lines': 1}, capsys)
+
+    assert code == 1
+    assert set(result) >= RESULT_KEYS
+    assert result['ready'] is False and result['attempts'] == 0
+    assert result['process']['exit_status'] == 3 and result['process']['state'] == 'crash-loop'
+    assert result['msg'] == (
+        '%s was not ready: the process of baton-shop-2 exited with status 3 (crash loop; BACKOFF Exited too quickly '
+        '(process log may have details)), %gs after polling started (0 attempts). Last line of its log:\n'
+        'demo_app: exiting at start with status 3 (EXIT_AT_START)' % (closed_url, result['elapsed']))
+    assert calls[0] == ['supervisorctl', 'status', 'baton-shop-2']
+
+
+def test_process_manager_needs_a_unit(server, capsys):
+    code, result = run_module({'url': server.url, 'process_manager': 'systemd'}, capsys)
+    assert code == 1
+    assert 'parameters are required together: process_manager, unit' in result['msg']
+
+
+def test_negative_log_lines_rejected(server, capsys):
+    code, result = run_module({'url': server.url, 'process_manager': 'systemd', 'unit': 'x.service',
+                               'log_lines': -1}, capsys)
+    assert code == 1 and 'log_lines must be >= 0' in result['msg']
+
+
+def test_failure_message_of_an_exited_process_with_an_empty_log():
+    process = {'reason': 'the process of x exited', 'log_tail': ''}
+    result = ReadinessResult(ready=False, elapsed=0.4, attempts=2, process=process)
+    assert wait_ready.failure_message('http://x/', 60, result, 3) == (
+        'http://x/ was not ready: the process of x exited, 0.4s after polling started (2 attempts). Its log is empty.')
+    result.process['log_tail'] = 'a\nb'
+    assert wait_ready.failure_message('http://x/', 60, result, 3).endswith('Last 2 lines of its log:\na\nb')

@@ -1,0 +1,104 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026, Baton maintainers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""The proxies in front of an app's two slots, as the rotation engine (:mod:`rotation`) sees them.
+
+A proxy answers four questions: which slot does it serve (:meth:`GateProxy.live_slot`), route to a
+slot (``flip``), does a client now reach that slot (``verify``), and have the old slot's in-flight
+requests ended (``drain``). nginx and Caddy both pick the slot from the gate (:mod:`proxy_gate`) on
+every request and open one upstream connection per request, so they share :class:`GateProxy` and
+differ in where the gate lives. :data:`PROXIES` maps ``baton_proxy`` to the class: adding a proxy
+means adding a class (and its templates and setup tasks in roles/proxy).
+
+The checks go through the proxy as a client does: to 127.0.0.1, with the site's name as Host and,
+for an https:// URL, as SNI. Routing is checked, not the certificate (both slots share it). Which slot
+answered is read from the ``X-Baton-Upstream`` header that the site adds for requests from the host.
+"""
+
+from __future__ import annotations
+
+from ansible_collections.baton.deploy.plugins.module_utils import drain, proxy_gate
+
+UPSTREAM_HEADER = 'X-Baton-Upstream'
+CONNECT_TO = '127.0.0.1'
+# Any answer will do when asking which slot serves: only the header counts.
+ANY_ANSWER = (200, 404, 500, 502, 503, 504)
+ASK_TIMEOUT = 2.0
+VERIFY_PASSES = 3
+VERIFY_INTERVAL = 0.05
+VERIFY_TIMEOUT = 15.0
+
+
+class GateProxy:
+    """A proxy that routes an app's traffic by its gate directory (:mod:`proxy_gate`).
+
+    ``probe`` is a ``rotation.Probe`` (HTTP checks and clocks); ``probe_url`` the app's site as a
+    client reaches it (``https://shop.example/readyz``); ``counter(port)`` counts the connections to a
+    local port (default: ``drain.count_established``, from /proc/net/tcp).
+    """
+
+    name = None
+    GATE_DIR = None  # where the setup puts an app's gate, with %s for the app
+
+    def __init__(self, app, ports, probe_url, probe, gate_dir=None, verify_timeout=VERIFY_TIMEOUT, counter=None):
+        self.ports = ports
+        self.probe_url = probe_url
+        self.probe = probe
+        self.location = gate_dir or self.GATE_DIR % app
+        self.verify_timeout = verify_timeout
+        self.counter = counter
+
+    def live_slot(self):
+        """``(slot, how it is known)``: the slot that answered through the proxy, else the gate, else None."""
+        result = self.probe.wait_ready(self.probe_url, connect_to=CONNECT_TO, validate_certs=False,
+                                       status_codes=ANY_ANSWER, passes=1, interval=ASK_TIMEOUT,
+                                       timeout=ASK_TIMEOUT, request_timeout=ASK_TIMEOUT)
+        # e.g. "127.0.0.1:8002" -> 8002 -> slot 2
+        port = result.last_headers.get(UPSTREAM_HEADER.lower(), '').rpartition(':')[2]
+        for slot, slot_port in self.ports.items():
+            if port == str(slot_port):
+                return slot, 'the proxy answered from it'
+        gate = proxy_gate.read_gate(self.location)
+        if gate is not None:
+            return gate, 'the gate names it (the proxy did not say: %s)' % (result.last_error or 'no header')
+        return None, None
+
+    def flip(self, slot):
+        """Route to ``slot``: one atomic file operation, no reload."""
+        return proxy_gate.set_gate(self.location, slot)
+
+    def verify(self, slot):
+        """Wait until the proxy serves ``slot`` (3 answers in a row); a ``readiness.ReadinessResult``."""
+        expected = {UPSTREAM_HEADER: r'^127\.0\.0\.1:%d$' % self.ports[slot]}
+        return self.probe.wait_ready(self.probe_url, connect_to=CONNECT_TO, validate_certs=False,
+                                     expected_headers=expected, passes=VERIFY_PASSES, interval=VERIFY_INTERVAL,
+                                     timeout=self.verify_timeout)
+
+    def drain(self, port, timeout):
+        """Wait (at most ``timeout`` s) until no request is in flight to ``port``; a ``drain.DrainResult``."""
+        return drain.wait_drained(port, timeout=timeout, counter=self.counter, clock=self.probe.clock,
+                                  sleep=self.probe.sleep)
+
+
+class Nginx(GateProxy):
+    name = 'nginx'
+    GATE_DIR = '/etc/nginx/baton/%s.gate'
+
+
+class Caddy(GateProxy):
+    name = 'caddy'
+    GATE_DIR = '/etc/caddy/baton/%s.gate'
+
+
+PROXIES = {cls.name: cls for cls in (Nginx, Caddy)}
+
+
+def proxy(name, *args, **kwargs):
+    """The proxy called ``name`` (a key of :data:`PROXIES`)."""
+    try:
+        cls = PROXIES[name]
+    except KeyError:
+        raise ValueError('unknown proxy %r, expected one of %s' % (name, ', '.join(sorted(PROXIES))))
+    return cls(*args, **kwargs)

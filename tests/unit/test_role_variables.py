@@ -1,0 +1,117 @@
+# Copyright (c) 2026, Baton maintainers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Every public variable a role uses has a default in that role (or is guarded where it is used).
+
+A role that reads another role's variable (say the rotation reading baton_process_manager from the
+instances role) works only when both run in the same play; run alone, the task fails with
+"'baton_...' is undefined". The test parses every Jinja expression of a role's tasks, handlers and
+templates and lists the baton_* names read without a default of their own: not in defaults/ or
+vars/, not set in the role (set_fact, vars, register), not guarded by `| default(...)` or
+`is defined`.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import jinja2
+import pytest
+import yaml
+from jinja2 import nodes
+
+REPO = Path(__file__).resolve().parents[2]
+ROLES = sorted(p.parent.parent for p in (REPO / "roles").glob("*/defaults/main.yml"))
+# Task keywords whose value is a bare Jinja expression, not a template.
+BARE = {"when", "that", "failed_when", "changed_when", "until"}
+# Reads of another role's variable that are known to be safe: role, name, why.
+CROSS_ROLE = {
+    ("lb_haproxy", "baton_release"): "drain.yml is only run by deploy.yml, with the rotate role (imported, "
+    "so its defaults are the play's) and only on the deploy branch of its condition",
+}
+ENV = jinja2.Environment(extensions=["jinja2.ext.do", "jinja2.ext.loopcontrols"])
+
+
+def guarded_names(tree):
+    """baton_* names read in the parsed template without a guard of their own."""
+    found = set()
+
+    def walk(node, guarded):
+        if isinstance(node, nodes.Filter) and node.name == "default":
+            walk(node.node, True)
+            for child in (*node.args, *node.kwargs):
+                walk(child, guarded)
+            return
+        if isinstance(node, nodes.Test) and node.name in ("defined", "undefined"):
+            return
+        if isinstance(node, nodes.Name) and node.ctx == "load" and node.name.startswith("baton_") and not guarded:
+            found.add(node.name)
+        for child in node.iter_child_nodes():
+            walk(child, guarded)
+
+    walk(tree, False)
+    return found
+
+
+def expressions(value, key=None):
+    """Every Jinja source in a loaded task file, bare expressions wrapped as templates."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield from expressions(v, k)
+    elif isinstance(value, list):
+        for v in value:
+            yield from expressions(v, key)
+    elif isinstance(value, str):
+        if key in BARE:
+            yield "{{ " + value + " }}"
+        elif "{{" in value or "{%" in value:
+            yield value
+
+
+def names_set(value):
+    """Variables a task file defines: set_fact keys, vars keys, register and loop_var names."""
+    found = set()
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if k in ("vars", "set_fact", "ansible.builtin.set_fact") and isinstance(v, dict):
+                found |= set(v)
+            elif k == "register" or k == "loop_var":
+                found.add(v)
+            found |= names_set(v)
+    elif isinstance(value, list):
+        for v in value:
+            found |= names_set(v)
+    return found
+
+
+def unguarded(role):
+    known = set(yaml.safe_load((role / "defaults/main.yml").read_text()) or {})
+    for path in role.glob("vars/*.yml"):
+        known |= set(yaml.safe_load(path.read_text()) or {})
+    used = {}
+    sources = []
+    for folder in ("tasks", "handlers"):
+        for path in sorted((role / folder).rglob("*.yml")):
+            loaded = yaml.safe_load(path.read_text())
+            known |= names_set(loaded)
+            sources += [(path, src) for src in expressions(loaded)]
+    sources += [(path, path.read_text()) for path in sorted((role / "templates").rglob("*.j2"))]
+    for path, src in sources:
+        for name in guarded_names(ENV.parse(src)):
+            used.setdefault(name, set()).add(str(path.relative_to(role)))
+    return {
+        name: sorted(where)
+        for name, where in used.items()
+        if name not in known and (role.name, name) not in CROSS_ROLE
+    }
+
+
+@pytest.mark.parametrize("role", ROLES, ids=lambda p: p.name)
+def test_role_reads_only_its_own_or_guarded_variables(role):
+    missing = unguarded(role)
+    assert not missing, f"{role.name} reads variables with no default in the role (name: files): {missing}"
+
+
+def test_the_check_finds_an_unguarded_variable():
+    tree = ENV.parse("{{ baton_a | default(baton_b) }} {{ baton_c if baton_d is defined else 1 }} {{ baton_e | default(1) }}")
+    assert guarded_names(tree) == {"baton_b", "baton_c"}
+    assert "baton_x" in guarded_names(ENV.parse(next(expressions({"when": "baton_x | bool"}))))
