@@ -27,6 +27,12 @@ def clip(text: str) -> str:
     return text if len(text) <= WIDTH else text[: WIDTH - 3] + "..."
 
 
+def report_message(problem: ET.Element) -> str:
+    """The whole message of a failure: the "E " lines of pytest's report, else the message attribute."""
+    report = [line[1:].strip() for line in (problem.text or "").splitlines() if line.startswith("E ")]
+    return " ".join(report) if report else problem.get("message", "")
+
+
 def failed_tests(junit: pathlib.Path, most: int = 4) -> list[str]:
     try:
         root = ET.parse(junit).getroot()
@@ -36,8 +42,9 @@ def failed_tests(junit: pathlib.Path, most: int = 4) -> list[str]:
     for case in root.iter("testcase"):
         for problem in list(case.findall("failure")) + list(case.findall("error")):
             # pytest's message: the exception with the assertion's message and values (a
-            # LongClient's sessions and where it was stuck, for instance).
-            lines.append(clip(f"{case.get('name')}: {problem.get('message', '')}"))
+            # LongClient's sessions and where it was stuck, for instance). The message attribute
+            # holds only its first line ("[+N more lines...]"): the report's "E " lines hold it all.
+            lines.append(clip(f"{case.get('name')}: {report_message(problem)}"))
     if len(lines) > most:
         lines = lines[:most] + [f"... and {len(lines) - most} more failed test(s)"]
     return lines

@@ -30,8 +30,8 @@ def logs(tmp_path):
 def test_a_failed_verifier_test_is_named_with_its_message(tmp_path, logs):
     (tmp_path / "test_scenario.py").write_text(
         "def test_reconnects():\n"
-        "    sessions = [['shop-3', 1.0, 2.0, 'closed 1001']]\n"
-        "    assert len(sessions) == 2, ('stuck: phase: ws: closing', sessions)\n"
+        "    sessions = [['shop-3', 1.0, 2.0, 'closed 1001']] * 40\n"
+        "    assert len(sessions) == 2, 'stuck: phase: ws: closing\\nlog: 12.5 < CLOSE 1001 ' + repr(sessions)\n"
         "def test_serves():\n"
         "    pass\n"
     )
@@ -42,6 +42,8 @@ def test_a_failed_verifier_test_is_named_with_its_message(tmp_path, logs):
     assert lines[0] == "ci: why molecule/sites failed (whole log: tests/output/molecule/sites.log):"
     assert len(lines) == 2 and lines[1].startswith("ci:   test_reconnects: AssertionError: ")
     assert "stuck: phase: ws: closing" in lines[1] and "'closed 1001'" in lines[1]
+    # The message's later lines too (pytest shortens a long message attribute to its first lines).
+    assert "log: 12.5 < CLOSE 1001" in lines[1] and "more line" not in lines[1]
 
 
 def test_without_failed_tests_the_last_ansible_failures_are_shown(tmp_path, logs):
