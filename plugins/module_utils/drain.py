@@ -165,17 +165,53 @@ def count_established(port, proc_paths=DEFAULT_PROC_PATHS):
     return total
 
 
+def established_peers_in_text(text, port, byteorder=sys.byteorder):
+    """The ``(remote_ip, remote_port)`` of each ESTABLISHED row whose *local* port is ``port``.
+
+    Unlike a count, this tells one connection from another: a connection open for the whole drain
+    (a WebSocket, a stream) from short ones that came and went (a proxy's health check).
+    """
+    return set((entry.remote_ip, entry.remote_port) for entry in parse_proc_net_tcp(text, byteorder)
+               if entry.local_port == port and entry.state == ESTABLISHED)
+
+
+def established_peers(port, proc_paths=DEFAULT_PROC_PATHS):
+    """:func:`established_peers_in_text` over all ``proc_paths`` (missing files skipped, as in
+    :func:`count_established`). Raises :class:`ProcNetError` if none of the files can be read."""
+    peers = set()
+    read_any = False
+    problems = []
+    for path in proc_paths:
+        try:
+            with open(path, 'r') as handle:
+                text = handle.read()
+        except OSError as exc:
+            problems.append('%s: %s' % (path, exc.strerror or exc))
+            continue
+        read_any = True
+        peers |= established_peers_in_text(text, port)
+    if not read_any:
+        raise ProcNetError('Cannot count TCP connections: none of %s could be read (%s)'
+                           % (', '.join(proc_paths), '; '.join(problems) or 'no files given'))
+    return peers
+
+
 class DrainResult:
     """Outcome of :func:`wait_drained`."""
 
-    __slots__ = ('drained', 'initial_connections', 'max_connections', 'remaining', 'elapsed', 'attempts')
+    __slots__ = ('drained', 'initial_connections', 'max_connections', 'remaining', 'held', 'elapsed', 'attempts')
 
-    def __init__(self, drained=False, initial_connections=0, max_connections=0, remaining=0, elapsed=0.0,
+    def __init__(self, drained=False, initial_connections=0, max_connections=0, remaining=0, held=0, elapsed=0.0,
                  attempts=0):
         self.drained = drained
         self.initial_connections = initial_connections
         self.max_connections = max_connections
         self.remaining = remaining
+        # Of the connections open at the first count, how many were still open at the last one: the
+        # long connections (WebSockets, streams) the drain bound ends. ``remaining`` also counts
+        # connections that opened since (a proxy's health check of the old slot, for instance).
+        # A counter that returns only a number cannot tell them apart: then held == remaining.
+        self.held = held
         self.elapsed = elapsed
         self.attempts = attempts
 
@@ -211,16 +247,23 @@ def wait_drained(port, timeout=DEFAULT_TIMEOUT, interval=DEFAULT_INTERVAL, settl
 
     Gives up after ``timeout`` seconds (the result then has ``drained=False``). With ``single``,
     counts once and returns at once (``drained`` is then simply whether the count is 0).
-    ``counter(port)`` defaults to :func:`count_established` over ``proc_paths``; ``clock`` and
-    ``sleep`` can be replaced for tests.
+    ``counter(port)`` returns the connections' peers (a set, default :func:`established_peers` over
+    ``proc_paths``) or just their number; ``clock`` and ``sleep`` can be replaced for tests.
     """
     if counter is None:
         def counter(p):
-            return count_established(p, proc_paths)
+            return established_peers(p, proc_paths)
+
+    def look():
+        value = counter(port)
+        if isinstance(value, (set, frozenset)):
+            return len(value), frozenset(value)
+        return value, None
 
     start = clock()
     deadline = start + timeout
-    count = counter(port)
+    count, first = look()
+    last = first
     now = clock()
     result = DrainResult(initial_connections=count, max_connections=count, remaining=count, attempts=1)
     zero_since = now if count == 0 else None
@@ -234,7 +277,7 @@ def wait_drained(port, timeout=DEFAULT_TIMEOUT, interval=DEFAULT_INTERVAL, settl
         if zero_since is not None:
             wait = min(wait, zero_since + settle - now)
         sleep(max(wait, 0.0))
-        count = counter(port)
+        count, last = look()
         now = clock()
         result.attempts += 1
         result.remaining = count
@@ -244,6 +287,7 @@ def wait_drained(port, timeout=DEFAULT_TIMEOUT, interval=DEFAULT_INTERVAL, settl
         elif zero_since is None:
             zero_since = now
 
+    result.held = len(first & last) if first is not None and last is not None else result.remaining
     result.drained = zero_since is not None and (single or now - zero_since >= settle)
     result.elapsed = round(max(now - start, 0.0), 3)
     return result

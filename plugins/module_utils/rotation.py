@@ -463,12 +463,15 @@ class Rotation:
                 'Release %s serves on slot %d, but the in-flight requests of the old slot %d could not be counted: '
                 '%s. Slot %d still runs and the state file still records it as active; fix the cause and run the '
                 'deploy again (it converges).' % (plan.release, plan.next_slot, plan.old_slot, exc, plan.old_slot))
-        self.figures['drained'] = (result.initial_connections, result.elapsed, result.remaining)
+        # held: the connections open since the flip that outlived the bound (a health check of the old
+        # slot that happens to be open at the last count is not one).
+        held = result.held if not result.drained else 0
+        self.figures['drained'] = (result.initial_connections, result.elapsed, held)
         detail = 'drained %d in-flight connection(s) of slot %d in %g s' % (
             result.initial_connections, plan.old_slot, result.elapsed)
-        if result.remaining:
+        if held:
             detail += ('; %d long connection(s) still open at the drain bound (%g s) end with the old slot'
-                       % (result.remaining, self.settings.drain_timeout))
+                       % (held, self.settings.drain_timeout))
         return detail
 
     def _stop_old(self, plan):

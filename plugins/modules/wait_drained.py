@@ -118,6 +118,15 @@ remaining:
   returned: always
   type: int
   sample: 0
+held:
+  description:
+    - Of the connections open at the first count, how many were still open at the last count (the
+      same client address and port): the long connections (WebSockets, event streams) that outlived
+      the drain. RV(remaining) also counts connections that opened during the drain, such as a proxy's
+      health checks.
+  returned: always
+  type: int
+  sample: 0
 elapsed:
   description: Seconds spent, rounded to milliseconds.
   returned: always

@@ -153,7 +153,7 @@ def test_wait_drained_already_idle():
     fake = FakeTime([0])
     result = fake.run()
     assert result.as_dict() == dict(drained=True, initial_connections=0, max_connections=0, remaining=0,
-                                    elapsed=0.0, attempts=1)
+                                    held=0, elapsed=0.0, attempts=1)
     assert fake.sleeps == []
 
 
@@ -161,7 +161,7 @@ def test_wait_drained_counts_down():
     fake = FakeTime([3, 4, 2, 0])
     result = fake.run()
     assert result.as_dict() == dict(drained=True, initial_connections=3, max_connections=4, remaining=0,
-                                    elapsed=0.75, attempts=4)
+                                    held=0, elapsed=0.75, attempts=4)
     assert fake.sleeps == [0.25, 0.25, 0.25]
 
 
@@ -169,7 +169,7 @@ def test_wait_drained_timeout_is_not_drained():
     fake = FakeTime([2])
     result = fake.run(timeout=1.0)
     assert result.as_dict() == dict(drained=False, initial_connections=2, max_connections=2, remaining=2,
-                                    elapsed=1.0, attempts=5)
+                                    held=2, elapsed=1.0, attempts=5)
     assert drain.timeout_warning(8081, 1.0, result) == (
         '2 connections still open to port 8081 after 1 s; stopping anyway (bounded by timeout)')
 
@@ -185,7 +185,7 @@ def test_wait_drained_settle_requires_quiet_period():
     fake = FakeTime([1, 0, 1, 0, 0, 0, 0])
     result = fake.run(settle=0.5)
     assert result.as_dict() == dict(drained=True, initial_connections=1, max_connections=1, remaining=0,
-                                    elapsed=1.25, attempts=6)
+                                    held=0, elapsed=1.25, attempts=6)
 
 
 def test_wait_drained_settle_cut_short_by_timeout():
@@ -198,12 +198,45 @@ def test_wait_drained_settle_cut_short_by_timeout():
 def test_wait_drained_single_and_zero_timeout():
     busy = FakeTime([1, 0])
     assert busy.run(single=True).as_dict() == dict(drained=False, initial_connections=1, max_connections=1,
-                                                   remaining=1, elapsed=0.0, attempts=1)
+                                                   remaining=1, held=1, elapsed=0.0, attempts=1)
     idle = FakeTime([0])
     assert idle.run(single=True, settle=5.0).drained is True
     zero = FakeTime([1, 0])
     result = zero.run(timeout=0)
     assert result.attempts == 1 and not result.drained and zero.sleeps == []
+
+
+def test_wait_drained_held_counts_the_connections_open_from_the_first_count_to_the_last():
+    # Three long connections stay; health checks of the old slot come and go, and one is open at the
+    # last count: 4 remain, 3 were held through the whole drain.
+    long = {('127.0.0.1', 41150), ('127.0.0.1', 41160), ('127.0.0.1', 41170)}
+    checks = [set(), {('127.0.0.1', 50001)}, set(), {('127.0.0.1', 50002)}, {('127.0.0.1', 50003)}]
+    fake = FakeTime([frozenset(long | extra) for extra in checks])
+    result = fake.run(timeout=1.0)
+    assert not result.drained
+    assert (result.initial_connections, result.max_connections, result.remaining, result.held) == (3, 4, 4, 3)
+
+
+def test_wait_drained_held_is_zero_when_the_first_connections_ended():
+    fake = FakeTime([{('127.0.0.1', 41150)}, {('127.0.0.1', 50001)}])
+    result = fake.run(timeout=0.5)
+    assert (result.remaining, result.held) == (1, 0)
+
+
+def test_established_peers_in_text_names_each_connection():
+    assert drain.established_peers_in_text(PROC_NET_TCP, 9999) == set()
+    # Rows 2, 5 and 6: ESTABLISHED with local port 8081 (not the listener, the TIME_WAIT row 4, nor
+    # row 3, which is the client side of row 2).
+    assert drain.established_peers_in_text(PROC_NET_TCP, 8081, byteorder='little') == {
+        ('127.0.0.1', 0xC350), ('127.0.0.1', 0xC352), ('10.0.0.2', 0xD431)}
+
+
+def test_established_peers_reads_files(tmp_path):
+    tcp = tmp_path / 'tcp'
+    tcp.write_text(PROC_NET_TCP)
+    assert len(drain.established_peers(8081, [str(tcp), str(tmp_path / 'missing')])) == 3
+    with pytest.raises(drain.ProcNetError, match='none of .* could be read'):
+        drain.established_peers(8081, [str(tmp_path / 'missing')])
 
 
 def test_timeout_warning_singular():
@@ -225,6 +258,7 @@ def test_real_socket_pair_on_loopback():
         conn, dummy = server.accept()
         client_port = client.getsockname()[1]
         assert drain.count_established(port) == 1
+        assert drain.established_peers(port) == {('127.0.0.1', client_port)}
 
         with open('/proc/net/tcp') as handle:
             entries = drain.parse_proc_net_tcp(handle.read())

@@ -259,6 +259,17 @@ def test_the_drain_bound_is_reached_and_the_rest_end_with_the_old_slot(live_v1):
     assert host.running() == ['baton-shop@2.service']
 
 
+def test_only_connections_open_since_the_flip_count_as_long_connections(live_v1):
+    # Three WebSockets stay open; the proxy's health check of the old slot is open at the last count.
+    host = live_v1
+    long = {('127.0.0.1', 41150), ('127.0.0.1', 41160), ('127.0.0.1', 41170)}
+    host.connections[PORTS[1]] = [long, long | {('127.0.0.1', 50001)}]
+    result = host.deploy('v2', drain_timeout=5)
+    drain = [event for event in result['events'] if event['step'] == 'drain'][0]
+    assert drain['detail'].endswith('3 long connection(s) still open at the drain bound (5 s) end with the old slot')
+    assert '3 long connection(s) still open at the drain bound (5 s) ended with the old slot' in result['summary']
+
+
 def test_a_drain_that_cannot_count_fails_and_keeps_the_old_slot(live_v1):
     def broken(port):
         raise OSError('no /proc/net/tcp')

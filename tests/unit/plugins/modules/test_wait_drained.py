@@ -72,11 +72,12 @@ def test_fail_on_timeout(capsys, proc):
 
 
 def test_drains_while_waiting(capsys, proc, mocker):
-    counts = iter([2, 1, 0])
-    mocker.patch.object(drain, 'count_established', side_effect=lambda port, paths: next(counts))
+    peers = iter([{('127.0.0.1', 50000), ('127.0.0.1', 50001)}, {('127.0.0.1', 50001)}, set()])
+    mocker.patch.object(drain, 'established_peers', side_effect=lambda port, paths: next(peers))
     rc, out = run_module(capsys, port=8081, interval=0.01, proc_paths=[str(proc)])
     assert rc == 0 and out['drained'] is True
-    assert (out['initial_connections'], out['max_connections'], out['remaining'], out['attempts']) == (2, 2, 0, 3)
+    assert (out['initial_connections'], out['max_connections'], out['remaining'], out['held'], out['attempts']) == (
+        2, 2, 0, 0, 3)
 
 
 def test_check_mode_counts_once(capsys, proc, mocker):
