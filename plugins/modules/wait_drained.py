@@ -120,10 +120,10 @@ remaining:
   sample: 0
 held:
   description:
-    - Of the connections open at the first count, how many were still open at the last count (the
-      same client address and port): the long connections (WebSockets, event streams) that outlived
-      the drain. RV(remaining) also counts connections that opened during the drain, such as a proxy's
-      health checks.
+    - Of the connections open at the first count, how many were still open at the last count, told apart
+      by the client's address and port. These are the long connections (WebSockets, event streams) that
+      outlived the drain; RV(remaining) also counts connections that opened during the drain, such as a
+      proxy's health checks.
   returned: always
   type: int
   sample: 0
