@@ -48,3 +48,13 @@ def test_every_role_variable_is_documented_as_specified(role):
     assert sorted(doc) == sorted(spec), f"docs/variables.md and {role}'s argument specs list different variables"
     for name, option in spec.items():
         assert doc[name] == (option["type"], written(option["default"])), name
+
+
+MODULES = sorted(p.stem for p in REPO.glob("plugins/modules/*.py") if p.stem != "__init__")
+NUMBERS = {10: "ten", 11: "eleven", 12: "twelve", 13: "thirteen", 14: "fourteen", 15: "fifteen"}
+
+
+def test_every_module_has_a_section_and_the_count_is_right():
+    sections = re.findall(r"^### `baton\.deploy\.(\w+)`", DOC.split("\n## Modules\n", 1)[1], re.M)
+    assert sorted(set(sections) & set(MODULES)) == MODULES, set(MODULES) - set(sections)
+    assert f"All {NUMBERS[len(MODULES)]} run on the target host" in DOC
