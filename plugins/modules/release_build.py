@@ -32,7 +32,7 @@ attributes:
   check_mode:
     support: full
     details:
-      - In check mode the module says whether the release would be built (RV(changed)) and changes nothing.
+      - In check mode the module says whether the release would be built (C(changed)) and changes nothing.
   diff_mode:
     support: none
 options:
