@@ -276,14 +276,14 @@ class Rotation:
     def summary(self, plan, seconds):
         """The one line a rotation ends with, as docs/quickstart.md explains it."""
         ready, checks, ready_at = self.figures['ready']
-        drained, drain_seconds, remaining = self.figures.get('drained', (0, 0, 0))
+        drained, drain_seconds, held = self.figures.get('drained', (0, 0, 0))
         line = ('%s: release %s active on slot %d (port %d); ready after %s s (%d checks), served through the proxy '
                 '%s s later; drained %d in-flight connection(s) of slot %s in %s s'
                 % (plan.app, plan.release, plan.next_slot, self.settings.ports[plan.next_slot], ready, checks,
                    round(self.figures['routed'] - ready_at, 2), drained, plan.old_slot or '-', drain_seconds))
-        if remaining:
+        if held:
             line += (', %d long connection(s) still open at the drain bound (%g s) ended with the old slot'
-                     % (remaining, self.settings.drain_timeout))
+                     % (held, self.settings.drain_timeout))
         return line + '; rotation took %s s.' % round(seconds, 2)
 
     def status(self):
@@ -464,8 +464,8 @@ class Rotation:
                 '%s. Slot %d still runs and the state file still records it as active; fix the cause and run the '
                 'deploy again (it converges).' % (plan.release, plan.next_slot, plan.old_slot, exc, plan.old_slot))
         # held: the connections open since the flip that outlived the bound (a health check of the old
-        # slot that happens to be open at the last count is not one).
-        held = result.held if not result.drained else 0
+        # slot that happens to be open at the last count is not one); 0 once the slot drained.
+        held = result.held
         self.figures['drained'] = (result.initial_connections, result.elapsed, held)
         detail = 'drained %d in-flight connection(s) of slot %d in %g s' % (
             result.initial_connections, plan.old_slot, result.elapsed)
