@@ -141,28 +141,27 @@ def count_established_in_text(text, port):
     return count
 
 
-def count_established(port, proc_paths=DEFAULT_PROC_PATHS):
-    """Count ESTABLISHED TCP connections whose local port is ``port``, over all ``proc_paths``.
-
-    Missing files are skipped (``/proc/net/tcp6`` does not exist when IPv6 is disabled).
-    Raises :class:`ProcNetError` if none of the files can be read.
-    """
-    total = 0
-    read_any = False
+def read_proc_net(proc_paths=DEFAULT_PROC_PATHS):
+    """The texts of the readable ``proc_paths``. Missing files are skipped (``/proc/net/tcp6`` does not
+    exist when IPv6 is disabled); raises :class:`ProcNetError` if none of them can be read."""
+    texts = []
     problems = []
     for path in proc_paths:
         try:
             with open(path, 'r') as handle:
-                text = handle.read()
+                texts.append(handle.read())
         except OSError as exc:
             problems.append('%s: %s' % (path, exc.strerror or exc))
-            continue
-        read_any = True
-        total += count_established_in_text(text, port)
-    if not read_any:
+    if not texts:
         raise ProcNetError('Cannot count TCP connections: none of %s could be read (%s)'
                            % (', '.join(proc_paths), '; '.join(problems) or 'no files given'))
-    return total
+    return texts
+
+
+def count_established(port, proc_paths=DEFAULT_PROC_PATHS):
+    """Count ESTABLISHED TCP connections whose local port is ``port``, over all ``proc_paths``
+    (read by :func:`read_proc_net`)."""
+    return sum(count_established_in_text(text, port) for text in read_proc_net(proc_paths))
 
 
 def established_peers_in_text(text, port, byteorder=sys.byteorder):
@@ -176,23 +175,10 @@ def established_peers_in_text(text, port, byteorder=sys.byteorder):
 
 
 def established_peers(port, proc_paths=DEFAULT_PROC_PATHS):
-    """:func:`established_peers_in_text` over all ``proc_paths`` (missing files skipped, as in
-    :func:`count_established`). Raises :class:`ProcNetError` if none of the files can be read."""
+    """:func:`established_peers_in_text` over all ``proc_paths`` (read by :func:`read_proc_net`)."""
     peers = set()
-    read_any = False
-    problems = []
-    for path in proc_paths:
-        try:
-            with open(path, 'r') as handle:
-                text = handle.read()
-        except OSError as exc:
-            problems.append('%s: %s' % (path, exc.strerror or exc))
-            continue
-        read_any = True
+    for text in read_proc_net(proc_paths):
         peers |= established_peers_in_text(text, port)
-    if not read_any:
-        raise ProcNetError('Cannot count TCP connections: none of %s could be read (%s)'
-                           % (', '.join(proc_paths), '; '.join(problems) or 'no files given'))
     return peers
 
 
