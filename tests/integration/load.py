@@ -44,6 +44,9 @@ PROBE_INTERVAL = 0.02
 PROBE_TIMEOUT = 0.3
 
 
+MAX_FAILURES = 10  # failure samples kept per load
+
+
 class StaleConnection(Exception):
     """A reused keep-alive connection was closed before any response byte arrived."""
 
@@ -94,6 +97,7 @@ class Connection:
         self.host, self.port, self.vhost, self.tls = host, port, vhost or host, tls
         self.streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
         self.used = False
+        self.body = b""  # the last response's body (a failure's sample quotes it)
 
     async def open(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         if self.tls is None:
@@ -120,7 +124,7 @@ class Connection:
             writer.write(f"{method} {path} HTTP/1.1\r\nHost: {self.vhost}\r\nUser-Agent: baton-bench\r\n"
                          f"{length}\r\n".encode() + body)
             await writer.drain()
-            status, headers, _body = await read_response(reader)
+            status, headers, self.body = await read_response(reader)
         except (ConnectionResetError, BrokenPipeError, asyncio.IncompleteReadError, ssl.SSLEOFError) as exc:
             self.close()
             # A reset carries no partial data; a clean close tells how much had arrived.
@@ -146,12 +150,17 @@ class Load:
         self.samples: list[Sample] = []
         self.transitions: list[Transition] = []
         self.retried = 0
+        # The first non-2xx answers in full enough to tell who gave them (the proxy or the app):
+        # {"at", "kind", "status", "upstream", "server", "body"}, "at" in seconds from start().
+        self.failures: list[dict] = []
+        self.started = time.monotonic()
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_until_complete, args=(self.main(),),
                                        name="bench-load", daemon=True)
         self.stopping: asyncio.Event | None = None
 
     def start(self) -> None:
+        self.started = time.monotonic()
         self.thread.start()
         while self.stopping is None:  # wait until the loop runs: stop() needs the event
             time.sleep(0.01)
@@ -192,6 +201,11 @@ class Load:
                 status, headers = error_tag(exc), {}
             break
         self.samples.append((start, time.monotonic(), kind, status, headers.get("x-release")))
+        if not str(status).startswith("2") and len(self.failures) < MAX_FAILURES:
+            body = conn.body if isinstance(status, int) else b""
+            self.failures.append({"at": round(start - self.started, 3), "kind": kind, "status": status,
+                                  "upstream": headers.get("x-baton-upstream"), "server": headers.get("server"),
+                                  "body": body[:160].decode("utf-8", "replace")})
 
     async def fast_worker(self, offset: float) -> None:
         conn = Connection(self.host, self.port, self.vhost, self.tls)

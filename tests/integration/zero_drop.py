@@ -46,7 +46,8 @@ class ConstantLoad:
     ``result()`` (after the block) counts every request: {"requests", "non_2xx", "codes", "retried",
     "posts", "posts_lost"}; codes are HTTP statuses or connection errors (``conn:refused``...),
     ``slow:`` for slow requests and ``post:`` for POSTs (never resent: ``posts_lost`` counts every
-    POST that did not get a 2xx). ``vhost`` is the Host header (the site's name).
+    POST that did not get a 2xx); ``failures`` samples the first non-2xx answers (when, status, the
+    upstream and Server headers, the body's start). ``vhost`` is the Host header (the site's name).
     """
 
     def __init__(self, url: str, rate: int = 200, workers: int = 20, slow_ms: int = 1500,
@@ -72,7 +73,8 @@ class ConstantLoad:
         # retried: GETs resent once after the server closed an idle keep-alive connection (what
         # every HTTP client does); they are counted once, by their final answer. POSTs never are.
         return {"requests": sum(codes.values()), "non_2xx": bad, "codes": dict(codes), "retried": self.load.retried,
-                "posts": len(posts), "posts_lost": sum(1 for status in posts if not str(status).startswith("2"))}
+                "posts": len(posts), "posts_lost": sum(1 for status in posts if not str(status).startswith("2")),
+                "failures": self.load.failures}
 
 
 def main() -> int:

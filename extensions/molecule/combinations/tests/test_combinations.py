@@ -186,7 +186,7 @@ def test_app_cannot_rewrite_its_release_from_its_slot(host):
 def test_deploy_deploy_rollback_under_load_drop_nothing(host):
     result = under_load(host, "deploy-deploy-rollback", "deploy:v3,deploy:v4,rollback")
     assert result["requests"] > 1000
-    assert result["non_2xx"] == 0, result["codes"]
+    assert result["non_2xx"] == 0, f"{result['failures']} {result['codes']}"
     assert [step["rc"] for step in result["steps"]] == [0, 0, 0]
     assert state(host)["history"][-1]["action"] == "rollback"
     assert_serves_only_active_slot(host, "v3")

@@ -216,7 +216,7 @@ def live(h) -> tuple:
 def assert_no_drop(load: dict) -> None:
     for host, result in load.items():
         assert result["requests"] > 100, (host, result)
-        assert result["non_2xx"] == 0, (host, result["codes"])
+        assert result["non_2xx"] == 0, f"{host}: {result['failures']} {result['codes']}"
 
 
 # Run on a host as `python3 - <journal> <step> <steps> <release> <timeout>`: waits until the journal of the

@@ -122,7 +122,7 @@ def test_rolling_deploy_and_rollback_under_load_drop_nothing(lb):
     # Each host's before-flip hook asserts that HAProxy has it, and only it, drained at that moment.
     result = under_load(lb, "rolling", "deploy:v3,rollback", *FLEET, "-e", f"baton_hook_before_flip={HOOK}")
     assert result["requests"] > 1000
-    assert result["non_2xx"] == 0, result["codes"]
+    assert result["non_2xx"] == 0, f"{result['failures']} {result['codes']}"
     assert [step["rc"] for step in result["steps"]] == [0, 0]
     assert all(active_release(name) == "v1" for name in APPS)
     assert all(app_state(name)["history"][-2:][0]["release"] == "v3" for name in APPS)
@@ -213,7 +213,7 @@ def test_failure_on_host_2_stops_the_rollout(lb, tmp_path):
     }))
     history3 = app_state("fleet-app3")["history"]
     result = under_load(lb, "failure", "deploy:v9", *FLEET, "-e", f"@{fail_vars}")
-    assert result["non_2xx"] == 0, result["codes"]
+    assert result["non_2xx"] == 0, f"{result['failures']} {result['codes']}"
     assert result["requests"] > 500
     assert [step["rc"] for step in result["steps"]] == [2]
     assert active_release("fleet-app1") == "v9"

@@ -116,8 +116,8 @@ def assert_all_served(host, results: dict) -> None:
     for label, result in results.items():
         assert result["requests"] > 100 and result["posts"] > 20, (label, result)
         gets = result["non_2xx"] - result["posts_lost"]
-        assert gets == 0, (label, result)
-        assert result["posts_lost"] == 0, (label, result)
+        assert gets == 0, f"{label}: {result['failures']} {result}"
+        assert result["posts_lost"] == 0, f"{label}: {result['failures']} {result}"
 
 
 def test_static_files_come_from_the_live_release(host):

@@ -131,7 +131,7 @@ def assert_nothing_lost(results: dict, posts_safe: bool = True) -> None:
     closing of idle keep-alive connections can race a POST (docs/faults.md): then they are reported."""
     for app, result in results.items():
         assert result["requests"] > 100 and result["posts"] > 10, (app, result)
-        assert result["non_2xx"] - result["posts_lost"] == 0, (app, result)
+        assert result["non_2xx"] - result["posts_lost"] == 0, f"{app}: {result['failures']} {result}"
         if posts_safe:
             assert result["posts_lost"] == 0, (app, result)
         else:
