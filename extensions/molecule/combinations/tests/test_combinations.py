@@ -18,6 +18,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[4] / "tests" / "integration"))
 from molecule_helpers import address, gate_slot, proxied, run_playbook, run_playbook_without_env, state, under_load  # noqa: E402
 
@@ -246,7 +248,11 @@ def slot_process(host, slot: int) -> tuple[list[str], list[str]]:
 def test_percent_signs_run_as_given_and_rollback_restores_the_environment(host, tmp_path):
     """systemd reads %s, %h as specifiers and supervisor %(h)s as its own: both must run the command as
     given. Then a rollback that is not given baton_env starts the previous release with the environment it
-    last ran with (the scenario's, with the secret), not an empty one."""
+    last ran with (the scenario's, with the secret), not an empty one. Both depend on the process
+    manager only: proved on supervisor + nginx and on systemd + caddy (one host of each), not again
+    on supervisor + caddy."""
+    if combo(host) == ("supervisor", "caddy"):
+        pytest.skip("the process manager's quoting is proved on supervisor + nginx")
     before = state(host)
     previous = before["slots"][str(before["active_slot"])]["release"]  # v3 after the tests above
     command = "/usr/bin/python3 demo_app.py %s %h '%(h)s' date=+%s"

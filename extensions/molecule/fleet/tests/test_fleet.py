@@ -90,7 +90,7 @@ def under_load(lb, name: str, steps: str, *extra: str) -> dict:
     """zero_drop.py through HAProxy with the given ansible-playbook options; result kept in tests/output."""
     env, cmd = playbook_cmd(*extra)
     r = subprocess.run([sys.executable, str(REPO / "tests" / "integration" / "zero_drop.py"),
-                        "--url", f"http://{address(lb)}", "--steps", steps, "--", *cmd],
+                        "--url", f"http://{address(lb)}", "--steps", steps, "--rate", "100", "--", *cmd],
                        env=env, capture_output=True, text=True, timeout=600, check=False)
     print(r.stdout, r.stderr[-5000:])
     result = json.loads(r.stdout)

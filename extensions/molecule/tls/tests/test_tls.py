@@ -105,9 +105,28 @@ class TlsLoad(ConstantLoad):
                          vhost=vhost, post_workers=2, post_rate=10.0, tls=ssl.create_default_context(cafile=root))
 
 
+def proxy_mark(host) -> str:
+    """Where the proxy's error log is now: the host's epoch seconds (Caddy's journal), or the line
+    count of nginx's error.log."""
+    if host.ansible.get_variables()["baton_proxy"] == "caddy":
+        return host.check_output("date +%s")
+    return host.check_output("wc -l < /var/log/nginx/error.log")
+
+
+def proxy_errors(host, mark: str) -> list[str]:
+    """The proxy's last error lines after ``mark`` (proxy_mark): which upstream failed, and how."""
+    if host.ansible.get_variables()["baton_proxy"] == "caddy":
+        command = (f"journalctl -u caddy --since @{mark} --no-pager -o cat | grep -v -e 'stapling OCSP' -e 'Alt-Svc' "
+                   "| grep -E '\"level\":\"error\"|upstream'")
+    else:
+        command = f"tail -n +{int(mark) + 1} /var/log/nginx/error.log"
+    return host.run(f"{command} | tail -n 6").stdout.splitlines()
+
+
 def loaded(host, root: str, step):
     """Run step() under HTTPS load on both TLS sites of the host; return the load results."""
     loads = {app: TlsLoad(address(host), names(host, app)[0], root) for app in SITES}
+    mark = proxy_mark(host)
     for load in loads.values():
         load.__enter__()
     time.sleep(0.5)
@@ -118,6 +137,11 @@ def loaded(host, root: str, step):
         for load in loads.values():
             load.__exit__(None, None, None)
     results = {app: load.result() for app, load in loads.items()}
+    if any(result["non_2xx"] for result in results.values()):
+        # Who answered what: the proxy's own error lines of the load's window go with the results.
+        proxy_log = proxy_errors(host, mark)
+        for result in results.values():
+            result["proxy_log"] = proxy_log
     OUT.mkdir(parents=True, exist_ok=True)
     with open(OUT / "tls-loads.jsonl", "a") as handle:
         handle.write(json.dumps({"host": host.backend.get_hostname(), "step": step.__name__,
@@ -131,7 +155,8 @@ def assert_nothing_lost(results: dict, posts_safe: bool = True) -> None:
     closing of idle keep-alive connections can race a POST (docs/faults.md): then they are reported."""
     for app, result in results.items():
         assert result["requests"] > 100 and result["posts"] > 10, (app, result)
-        assert result["non_2xx"] - result["posts_lost"] == 0, f"{app}: {result['failures']} {result}"
+        assert result["non_2xx"] - result["posts_lost"] == 0, \
+            f"{app}: {result['failures']} {result.get('proxy_log')} {result}"
         if posts_safe:
             assert result["posts_lost"] == 0, (app, result)
         else:
