@@ -1,5 +1,6 @@
 # baton.deploy developer / CI entry points. `make test` is what CI runs (via .ci/run).
-#   make test     bootstrap, then units -> lint -> sanity -> molecule (stops at the first failure)
+#   make test     bootstrap, then units, lint and sanity side by side (each is mostly one core), then
+#                 molecule if all three passed
 #   make units    pytest tests/unit (no test collected = failure)
 #   make lint     ansible-lint, production profile (scripts/lint.sh)
 #   make sanity   ansible-test sanity + units on a copy under ansible_collections/ (scripts/sanity.sh)
@@ -25,7 +26,8 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 stage_time = trap 'stage_rc=$$?; [[ -z "$${BATON_STAGE_TIMES:-}" ]] || echo "$(1) $$SECONDS $$stage_rc" >>"$$BATON_STAGE_TIMES"' EXIT
 
 test: bootstrap
-	$(MAKE) --no-print-directory units lint sanity molecule
+	$(MAKE) --no-print-directory -j3 --output-sync=target units lint sanity
+	$(MAKE) --no-print-directory molecule
 
 bootstrap:
 	$(call stage_time,bootstrap)
