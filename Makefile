@@ -7,6 +7,7 @@
 #   make molecule every scenario in extensions/molecule/, slowest first, two at a time (scripts/molecule.sh);
 #                 only some: make molecule BATON_MOLECULE_SCENARIOS=faults,default; more at once: BATON_MOLECULE_JOBS=3
 #   make demo     bootstrap, then scripts/demo.sh
+#   make fleet-figures  the fleet scenario with its fleet-vs-one-host timings (not in CI), printed at the end
 #   make bench    bootstrap + requirements-bench.txt, then the zero-drop benchmark (tests/bench/bench.py);
 #                 quick: make bench BENCH_DEPLOYS=3 BENCH_COMBOS=systemd+nginx BENCH_BASELINES=classic
 #                 over HTTPS: make bench BENCH_TLS=1
@@ -19,7 +20,7 @@ SHELL := /bin/bash
 VENV := .venv
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: test bootstrap units lint sanity molecule demo bench clean
+.PHONY: test bootstrap units lint sanity molecule demo fleet-figures bench clean
 
 # First line of a stage's recipe: when the recipe ends (also when it fails), append
 # "<stage> <seconds> <rc>" to $BATON_STAGE_TIMES if set (.ci/run sets it and prints the times).
@@ -53,6 +54,10 @@ molecule:
 
 demo: bootstrap
 	scripts/demo.sh
+
+fleet-figures: bootstrap
+	BATON_FLEET_FIGURES=1 BATON_MOLECULE_SCENARIOS=fleet scripts/molecule.sh
+	cat tests/output/zero-drop/fleet-figures.json
 
 BENCH_DEPLOYS ?= 20
 BENCH_COMBOS ?= systemd+nginx,systemd+caddy,supervisor+nginx,supervisor+caddy

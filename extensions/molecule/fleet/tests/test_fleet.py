@@ -130,7 +130,10 @@ def test_rolling_deploy_and_rollback_under_load_drop_nothing(lb):
 
     # One host alone (the same LB steps and hook), for the fleet-vs-one-host figures: the deploy of a new
     # release (built, then rotated), and of a release already built there (v3: the rotation part alone).
-    # The first is a repeat deploy (setup unchanged): its task results are counted (-v).
+    # The first is a repeat deploy (setup unchanged): its task results are counted (-v). Figures, not
+    # assertions: `make fleet-figures` takes them (BATON_FLEET_FIGURES=1); CI does not spend its time on them.
+    if os.environ.get("BATON_FLEET_FIGURES") != "1":
+        return
     one_host = {}
     for key, release, verbose in (("one_host_deploy_s", "v5", ["-v"]), ("one_host_rotation_s", "v3", [])):
         env, cmd = playbook_cmd(*FLEET, "--limit", "fleet-app1", "-e", f"baton_release={release}",
