@@ -97,7 +97,6 @@ class Connection:
         self.host, self.port, self.vhost, self.tls = host, port, vhost or host, tls
         self.streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
         self.used = False
-        self.body = b""  # the last response's body (a failure's sample quotes it)
 
     async def open(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         if self.tls is None:
@@ -110,7 +109,7 @@ class Connection:
             self.streams[1].close()
         self.streams, self.used = None, False
 
-    async def send(self, method: str, path: str, body: bytes = b"") -> tuple[int, dict[str, str]]:
+    async def send(self, method: str, path: str, body: bytes = b"") -> tuple[int, dict[str, str], bytes]:
         if self.streams is not None and self.streams[0].at_eof():
             # The server closed this idle connection (a proxy reload does): reconnect before
             # sending, as requests/urllib3 and browsers check, rather than write into a closed one.
@@ -124,7 +123,7 @@ class Connection:
             writer.write(f"{method} {path} HTTP/1.1\r\nHost: {self.vhost}\r\nUser-Agent: baton-bench\r\n"
                          f"{length}\r\n".encode() + body)
             await writer.drain()
-            status, headers, self.body = await read_response(reader)
+            status, headers, answer = await read_response(reader)
         except (ConnectionResetError, BrokenPipeError, asyncio.IncompleteReadError, ssl.SSLEOFError) as exc:
             self.close()
             # A reset carries no partial data; a clean close tells how much had arrived.
@@ -133,7 +132,7 @@ class Connection:
             raise
         if headers.get("connection", "").lower() == "close":
             self.close()
-        return status, headers
+        return status, headers, answer
 
 
 class Load:
@@ -188,9 +187,10 @@ class Load:
     async def request(self, conn: Connection, path: str, kind: str) -> None:
         start = time.monotonic()
         method, body = ("POST", b'{"order": 1}') if kind == "post" else ("GET", b"")
+        answer = b""  # the response's body: a failure's sample quotes it
         for attempt in range(2):
             try:
-                status, headers = await asyncio.wait_for(conn.send(method, path, body), self.timeout)
+                status, headers, answer = await asyncio.wait_for(conn.send(method, path, body), self.timeout)
             except StaleConnection:
                 if attempt == 0 and method == "GET":
                     self.retried += 1
@@ -202,10 +202,9 @@ class Load:
             break
         self.samples.append((start, time.monotonic(), kind, status, headers.get("x-release")))
         if not str(status).startswith("2") and len(self.failures) < MAX_FAILURES:
-            body = conn.body if isinstance(status, int) else b""
             self.failures.append({"at": round(start - self.started, 3), "kind": kind, "status": status,
                                   "upstream": headers.get("x-baton-upstream"), "server": headers.get("server"),
-                                  "body": body[:160].decode("utf-8", "replace")})
+                                  "body": answer[:160].decode("utf-8", "replace")})
 
     async def fast_worker(self, offset: float) -> None:
         conn = Connection(self.host, self.port, self.vhost, self.tls)
