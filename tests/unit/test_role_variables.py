@@ -31,17 +31,17 @@ CROSS_ROLE = {
 ENV = jinja2.Environment(extensions=["jinja2.ext.do", "jinja2.ext.loopcontrols"])
 
 
-def guarded_names(tree):
-    """baton_* names read in the parsed template without a guard of their own."""
+def guarded_names(tree, include_guarded=False):
+    """baton_* names read in the parsed template without a guard of their own (or all, with include_guarded)."""
     found = set()
 
     def walk(node, guarded):
-        if isinstance(node, nodes.Filter) and node.name == "default":
+        if isinstance(node, nodes.Filter) and node.name == "default" and not include_guarded:
             walk(node.node, True)
             for child in (*node.args, *node.kwargs):
                 walk(child, guarded)
             return
-        if isinstance(node, nodes.Test) and node.name in ("defined", "undefined"):
+        if isinstance(node, nodes.Test) and node.name in ("defined", "undefined") and not include_guarded:
             return
         if isinstance(node, nodes.Name) and node.ctx == "load" and node.name.startswith("baton_") and not guarded:
             found.add(node.name)
@@ -83,11 +83,11 @@ def names_set(value):
     return found
 
 
-def unguarded(role):
+def role_sources(role):
+    """(file, Jinja source) of the role's tasks, handlers and templates, and the names the role sets."""
     known = set(yaml.safe_load((role / "defaults/main.yml").read_text()) or {})
     for path in role.glob("vars/*.yml"):
         known |= set(yaml.safe_load(path.read_text()) or {})
-    used = {}
     sources = []
     for folder in ("tasks", "handlers"):
         for path in sorted((role / folder).rglob("*.yml")):
@@ -95,9 +95,21 @@ def unguarded(role):
             known |= names_set(loaded)
             sources += [(path, src) for src in expressions(loaded)]
     sources += [(path, path.read_text()) for path in sorted((role / "templates").rglob("*.j2"))]
+    return sources, known
+
+
+def read_by(role, include_guarded=False):
+    """{baton_* name: files} read in the role's Jinja (unguarded ones only, unless include_guarded)."""
+    sources, known = role_sources(role)
+    used = {}
     for path, src in sources:
-        for name in guarded_names(ENV.parse(src)):
+        for name in guarded_names(ENV.parse(src), include_guarded):
             used.setdefault(name, set()).add(str(path.relative_to(role)))
+    return used, known
+
+
+def unguarded(role):
+    used, known = read_by(role)
     return {
         name: sorted(where)
         for name, where in used.items()
@@ -115,3 +127,35 @@ def test_the_check_finds_an_unguarded_variable():
     tree = ENV.parse("{{ baton_a | default(baton_b) }} {{ baton_c if baton_d is defined else 1 }} {{ baton_e | default(1) }}")
     assert guarded_names(tree) == {"baton_b", "baton_c"}
     assert "baton_x" in guarded_names(ENV.parse(next(expressions({"when": "baton_x | bool"}))))
+
+
+# playbooks/deploy.yml sets each of these roles up again when its fingerprint changes: the values of the
+# variables in the role's argument specs (= its defaults, test_argument_specs.py) and the role's code. A
+# public variable the role reads without declaring it, even guarded by default(), would change what the
+# role writes without changing the fingerprint: the host would keep the old setup.
+FINGERPRINTED = ("instances", "proxy")
+# Reads that do not shape what the role writes: role, name, why.
+NOT_SETUP = {
+    ("instances", "baton_proxy_port"): "validate.yml only: the slot ports must differ from the proxy's port "
+    "(validated on every deploy, setup or not)",
+}
+
+
+@pytest.mark.parametrize("name", FINGERPRINTED)
+def test_setup_role_declares_every_public_variable_it_reads(name):
+    public = set()
+    for role in ROLES:
+        public |= set(yaml.safe_load((role / "defaults/main.yml").read_text()) or {})
+    role = REPO / "roles" / name
+    used, _ = read_by(role, include_guarded=True)
+    own = set(yaml.safe_load((role / "defaults/main.yml").read_text()) or {})
+    undeclared = {n: sorted(where) for n, where in used.items()
+                  if n in public and n not in own and (name, n) not in NOT_SETUP}
+    assert not undeclared, (
+        f"{name} reads public variables that are not in its argument specs, so a change to them does not set "
+        f"the host up again (name: files): {undeclared}")
+
+
+def test_the_setup_check_sees_guarded_reads():
+    assert guarded_names(ENV.parse("{{ baton_a | default('/x') }} {{ baton_b is defined }}"), include_guarded=True) \
+        == {"baton_a", "baton_b"}
