@@ -87,6 +87,16 @@ def deploy(hosts, *extra: str) -> subprocess.CompletedProcess:
     return r
 
 
+# A task of each part of the setup (playbooks/deploy.yml sets a part up again when its fingerprint changed).
+SETUP_TASKS = {"instances": "TASK [baton.deploy.instances : Create the app directories]",
+               "proxy": "TASK [baton.deploy.proxy : Create Baton's directory in the proxy configuration]"}
+
+
+def set_up(run) -> set:
+    """The parts of the setup a deploy's output shows it ran."""
+    return {part for part, task in SETUP_TASKS.items() if task in run.out}
+
+
 def deploy_each(hosts, cases: tuple, args) -> dict:
     """Two cases at once, case i on host i: one deploy per case, on its hosts, side by side (a case named
     twice is one deploy on both hosts). ``args(case)`` gives a case's extra vars. Returns each host's run."""
@@ -579,13 +589,16 @@ def test_release_whose_process_dies_fails_fast(hosts, tmp_path, case):
 
 def test_good_deploy_after_a_failed_setting_change_converges(hosts):
     """A failed deploy's setup (here a start command that exits) stays on the host; the next deploy with the
-    good settings must see that the host's setup differs and set it up again."""
+    good settings must see that the host's setup differs and set it up again. Only the instances part: the
+    proxy's settings did not change, so its site is not rewritten."""
     r = deploy(hosts, "-e", "baton_release=bad-cmd", "-e", "baton_start_command=/bin/false",
                "-e", "baton_ready_timeout=3")
     try:
         assert r.returncode != 0 and "did not become ready" in r.out
+        assert set_up(r) == {"instances"}, r.out[-3000:]
         r = deploy(hosts, "-e", "baton_release=s3")
         assert r.returncode == 0, r.out[-3000:]
+        assert set_up(r) == {"instances"}, r.out[-3000:]
     except AssertionError:
         # Set the hosts up right again for the tests after this one, then fail.
         deploy(hosts, "-e", "baton_release=s3", "-e", "baton_setup=always")
@@ -648,6 +661,7 @@ def test_rejected_proxy_config_is_not_loaded(hosts):
     assert r.returncode != 0
     assert_no_drop(load)
     assert "no_such_directive" in r.out  # the proxy's own error reaches the user
+    assert set_up(r) == {"proxy"}, r.out[-3000:]  # the instances' settings did not change
     for h in hosts:
         assert (live(h), proxy_fingerprint(h)) == before[name(h)], f"{name(h)}: the proxy was reloaded"
         assert_consistent(h)
@@ -669,6 +683,8 @@ def test_good_config_after_a_rejected_one_converges(hosts):
         r = deploy(hosts, "-e", "baton_release=p2")
     assert r.returncode == 0, r.out[-3000:]
     assert_no_drop(load)
+    # The rejected run forgot the proxy's setup only: the instances' fingerprint stayed.
+    assert set_up(r) == {"proxy"}, r.out[-3000:]
     for h in hosts:
         assert_consistent(h, "p2")
         assert h.run("nginx -t" if hvar(h, "baton_proxy") == "nginx" else
