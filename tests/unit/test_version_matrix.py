@@ -53,6 +53,20 @@ def test_every_tested_minor_has_its_sanity_ignore_file():
         assert (REPO / "tests" / "sanity" / f"ignore-{leg[0]}.{leg[1]}.txt").is_file()
 
 
+def scenario_core(name: str):
+    """The ansible-core minor a scenario names in its file ``ansible-core`` (scripts/molecule.sh), else None."""
+    path = REPO / "extensions" / "molecule" / name / "ansible-core"
+    return minor(path.read_text().strip()) if path.is_file() else None
+
+
+def test_default_scenario_runs_on_the_newest_minor_and_the_others_on_the_oldest():
+    assert scenario_core("default") == max(matrix())
+    for config in REPO.glob("extensions/molecule/*/molecule.yml"):
+        name = config.parent.name
+        if name != "default":
+            assert scenario_core(name) in (None, ci_minor()), f"{name} runs neither on the oldest nor in default"
+
+
 def test_roles_declare_the_oldest_supported_version():
     for meta in REPO.glob("roles/*/meta/main.yml"):
         info = yaml.safe_load(meta.read_text())["galaxy_info"]
