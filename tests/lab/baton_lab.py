@@ -9,7 +9,7 @@ inside), on a bridge of its own lab with a static 10.77.N.x address, reachable o
 root with the lab key. Nothing is mocked: roles install real packages and run real units.
 Every Debian release has its own cached image, built by the same recipe.
 
-    baton_lab.py build [RELEASE ...]        # build (or reuse) the cached rootfs tarball(s)
+    baton_lab.py build [RELEASE ...]        # build (or reuse) the cached rootfs tarballs (default: all)
     baton_lab.py up LAB host1 host2 ...     # boot hosts, write LAB's inventory, print it
     baton_lab.py up LAB h1 h2@trixie        # HOST@RELEASE picks the host's release (default bookworm)
     baton_lab.py down LAB                   # power off hosts, remove everything of LAB
@@ -374,7 +374,7 @@ def main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
     pb = sub.add_parser("build")
-    pb.add_argument("releases", nargs="*", default=[DEFAULT_RELEASE], help=f"any of {', '.join(RELEASES)}")
+    pb.add_argument("releases", nargs="*", default=list(RELEASES), help=f"any of {', '.join(RELEASES)} (default: all)")
     sub.add_parser("list")
     pu = sub.add_parser("up")
     pu.add_argument("lab")
