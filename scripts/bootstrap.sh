@@ -3,9 +3,12 @@
 #  1. apt packages the lab/demo/bench need (installed only if missing)
 #  2. .venv created with python3 (only if missing)
 #  3. pip install -r requirements-test.txt (only if the file changed since the last install)
-#  4. one venv per extra ansible-core of the version matrix, .cache/venvs/ansible-<X.Y> from
-#     requirements-ansible-<X.Y>.txt with the Python its "# python:" line names (rebuilt only when
-#     that file, requirements-matrix.txt or the interpreter changed). BATON_ANSIBLE_MATRIX=0 skips it.
+#  4. one venv per extra ansible-core of the version matrix, from requirements-ansible-<X.Y>.txt with
+#     the Python its "# python:" line names. They live outside the checkout,
+#     ~/.cache/baton-deploy/venvs/ansible-<X.Y>-<hash of requirements + interpreter> (a clean clone,
+#     as in CI, reuses them instead of paying ~45 s), and .cache/venvs/ansible-<X.Y> links to the
+#     current one (builds for older requirements stay until ~/.cache/baton-deploy/venvs is removed).
+#     BATON_ANSIBLE_MATRIX=0 skips the matrix.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -56,7 +59,6 @@ fi
 log "ok: $("$VENV/bin/ansible" --version | sed -n 1p)"
 
 # --- ansible-core version matrix ----------------------------------------------
-# A venv is reused as long as its stamp (hash of its requirements + the interpreter) matches.
 find_python() {  # python3.12 -> a path that runs it: PATH first, then any pyenv-installed 3.12.x
     local name="$1" candidate
     if "$name" --version >/dev/null 2>&1; then
@@ -69,26 +71,36 @@ find_python() {  # python3.12 -> a path that runs it: PATH first, then any pyenv
     done
     return 1
 }
+build_venv() {  # build_venv REQS PYTHON DIR: a venv with REQS installed, marked complete at the end
+    local reqs="$1" python="$2" dir="$3"
+    rm -rf "$dir"
+    "$python" -m venv "$dir"
+    "$dir/bin/python" -m pip install --disable-pip-version-check -q -r "$reqs"
+    touch "$dir/.complete"
+}
 if [[ "${BATON_ANSIBLE_MATRIX:-1}" != 0 ]]; then
+    VENV_CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/baton-deploy/venvs"
+    mkdir -p "$VENV_CACHE" .cache/venvs
     shopt -s nullglob
     for reqs in requirements-ansible-*.txt; do
         minor="${reqs#requirements-ansible-}"; minor="${minor%.txt}"
-        venv=".cache/venvs/ansible-$minor"
         python="$(find_python "$(sed -n 's/^# python: *//p' "$reqs" | head -1)")" || {
             echo "bootstrap: $reqs needs $(sed -n 's/^# python: *//p' "$reqs"), not found on PATH nor under pyenv" \
                 "(install it, e.g. \`pyenv install 3.12\`, or set BATON_ANSIBLE_MATRIX=0 to skip the matrix)" >&2
             exit 1
         }
-        want="$(cat "$reqs" requirements-matrix.txt | sha256sum | cut -d' ' -f1) $("$python" --version 2>&1)"
-        if [[ "$want" == "$(cat "$venv/.requirements.sha256" 2>/dev/null || true)" ]]; then
-            log "ansible-core $minor venv unchanged ($venv)"
+        key="$(cat "$reqs" requirements-matrix.txt <("$python" --version 2>&1) | sha256sum | cut -c1-12)"
+        dir="$VENV_CACHE/ansible-$minor-$key"
+        link=".cache/venvs/ansible-$minor"
+        [[ -L $link || ! -e $link ]] || rm -rf "$link"  # a venv built in place by an older bootstrap
+        ln -sfn "$dir" "$link"
+        if [[ -f "$dir/.complete" ]]; then
+            log "ansible-core $minor venv unchanged ($dir)"
             continue
         fi
-        log "building ansible-core $minor venv ($venv, $("$python" --version 2>&1))"
-        rm -rf "$venv"
-        "$python" -m venv "$venv"
-        "$venv/bin/python" -m pip install --disable-pip-version-check -q -r "$reqs"
-        printf '%s\n' "$want" >"$venv/.requirements.sha256"
-        log "ok: $("$venv/bin/ansible" --version | sed -n 1p)"
+        log "building ansible-core $minor venv ($dir, $("$python" --version 2>&1))"
+        # flock: another checkout bootstrapping at the same time waits for this build, then reuses it
+        flock "$dir.lock" bash -c "set -euo pipefail; [[ -f '$dir/.complete' ]] || { $(declare -f build_venv); build_venv '$reqs' '$python' '$dir'; }"
+        log "ok: $("$link/bin/ansible" --version | sed -n 1p)"
     done
 fi
