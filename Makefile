@@ -4,7 +4,8 @@
 #   make units    pytest tests/unit (no test collected = failure)
 #   make lint     ansible-lint, production profile (scripts/lint.sh)
 #   make sanity   ansible-test sanity + units on a copy under ansible_collections/, on every ansible-core
-#                 of the version matrix (scripts/sanity.sh; BATON_ANSIBLE_VERSIONS="2.21" for one)
+#                 of the version matrix (scripts/sanity.sh): sanity-ci (2.19, every test) and sanity-matrix
+#                 (2.20, 2.21: units and the version-dependent tests); one version: make sanity-matrix MATRIX_CORES=2.21
 #   make molecule every scenario in extensions/molecule/, slowest first, two at a time (scripts/molecule.sh);
 #                 only some: make molecule BATON_MOLECULE_SCENARIOS=faults,default; more at once: BATON_MOLECULE_JOBS=3
 #   make demo     bootstrap (CI's toolchain only), then scripts/demo.sh
@@ -21,7 +22,7 @@ SHELL := /bin/bash
 VENV := .venv
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: test bootstrap bootstrap-toolchain units lint sanity molecule demo fleet-figures bench clean
+.PHONY: test bootstrap bootstrap-toolchain units lint sanity sanity-ci sanity-matrix molecule demo fleet-figures bench clean
 
 # First line of a stage's recipe: when the recipe ends (also when it fails), append
 # "<stage> <seconds> <rc>" to $BATON_STAGE_TIMES if set (.ci/run sets it and prints the times).
@@ -49,9 +50,21 @@ lint:
 	$(call stage_time,lint)
 	scripts/lint.sh
 
-sanity:
-	$(call stage_time,sanity)
-	scripts/sanity.sh
+# The version matrix (README "Supported versions"): CI's ansible-core (.venv) and the extra ones
+# (requirements-ansible-<X.Y>.txt). `make sanity` runs both legs; `make test` runs them side by side
+# with units and lint (-j3). The extra versions run one after the other: on the same Python,
+# ansible-test would build their sanity venvs in the same place.
+CI_CORE := $(shell sed -n 's/^ansible-core==\([0-9]*\.[0-9]*\)\..*/\1/p' requirements-test.txt)
+MATRIX_CORES := $(patsubst requirements-ansible-%.txt,%,$(wildcard requirements-ansible-*.txt))
+sanity: sanity-ci sanity-matrix
+
+sanity-ci:
+	$(call stage_time,sanity/$(CI_CORE))
+	BATON_ANSIBLE_VERSIONS="$(CI_CORE)" scripts/sanity.sh
+
+sanity-matrix:
+	$(call stage_time,sanity/$(subst $(eval) ,+,$(MATRIX_CORES)))
+	BATON_ANSIBLE_VERSIONS="$(MATRIX_CORES)" scripts/sanity.sh
 
 molecule:
 	$(call stage_time,molecule)
