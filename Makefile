@@ -3,15 +3,17 @@
 #                 molecule if all three passed
 #   make units    pytest tests/unit (no test collected = failure)
 #   make lint     ansible-lint, production profile (scripts/lint.sh)
-#   make sanity   ansible-test sanity + units on a copy under ansible_collections/ (scripts/sanity.sh)
+#   make sanity   ansible-test sanity + units on a copy under ansible_collections/, on every ansible-core
+#                 of the version matrix (scripts/sanity.sh): sanity-ci (2.19, every test) and sanity-matrix
+#                 (2.20, 2.21: units and the version-dependent tests); one version: make sanity-matrix MATRIX_CORES=2.21
 #   make molecule every scenario in extensions/molecule/, slowest first, two at a time (scripts/molecule.sh);
 #                 only some: make molecule BATON_MOLECULE_SCENARIOS=faults,default; more at once: BATON_MOLECULE_JOBS=3
-#   make demo     bootstrap, then scripts/demo.sh
+#   make demo     bootstrap (CI's toolchain only), then scripts/demo.sh
 #   make fleet-figures  the fleet scenario with its fleet-vs-one-host timings (not in CI), printed at the end
-#   make bench    bootstrap + requirements-bench.txt, then the zero-drop benchmark (tests/bench/bench.py);
+#   make bench    bootstrap (CI's toolchain only) + requirements-bench.txt, then the zero-drop benchmark (tests/bench/bench.py);
 #                 quick: make bench BENCH_DEPLOYS=3 BENCH_COMBOS=systemd+nginx BENCH_BASELINES=classic
 #                 over HTTPS: make bench BENCH_TLS=1
-#   make clean    remove caches and test output (keeps .venv)
+#   make clean    remove caches and test output (keeps .venv and the version matrix's .cache/venvs)
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 .ONESHELL:
@@ -20,7 +22,7 @@ SHELL := /bin/bash
 VENV := .venv
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: test bootstrap units lint sanity molecule demo fleet-figures bench clean
+.PHONY: test bootstrap bootstrap-toolchain units lint sanity sanity-ci sanity-matrix molecule demo fleet-figures bench clean
 
 # First line of a stage's recipe: when the recipe ends (also when it fails), append
 # "<stage> <seconds> <rc>" to $BATON_STAGE_TIMES if set (.ci/run sets it and prints the times).
@@ -34,6 +36,10 @@ bootstrap:
 	$(call stage_time,bootstrap)
 	scripts/bootstrap.sh
 
+# CI's toolchain only (.venv), not the version matrix's venvs: what demo and bench need.
+bootstrap-toolchain:
+	BATON_ANSIBLE_MATRIX=0 scripts/bootstrap.sh
+
 units:
 	$(call stage_time,units)
 	rc=0; $(VENV)/bin/python -m pytest tests/unit -q || rc=$$?
@@ -44,15 +50,27 @@ lint:
 	$(call stage_time,lint)
 	scripts/lint.sh
 
-sanity:
-	$(call stage_time,sanity)
-	scripts/sanity.sh
+# The version matrix (README "Supported versions"): CI's ansible-core (.venv) and the extra ones
+# (requirements-ansible-<X.Y>.txt). `make sanity` runs both legs; `make test` runs them side by side
+# with units and lint (-j3). The extra versions run one after the other: on the same Python,
+# ansible-test would build their sanity venvs in the same place.
+CI_CORE := $(shell sed -n 's/^ansible-core==\([0-9]*\.[0-9]*\)\..*/\1/p' requirements-test.txt)
+MATRIX_CORES := $(patsubst requirements-ansible-%.txt,%,$(wildcard requirements-ansible-*.txt))
+sanity: sanity-ci sanity-matrix
+
+sanity-ci:
+	$(call stage_time,sanity/$(CI_CORE))
+	BATON_ANSIBLE_VERSIONS="$(CI_CORE)" scripts/sanity.sh
+
+sanity-matrix:
+	$(call stage_time,sanity/$(subst $(eval) ,+,$(MATRIX_CORES)))
+	BATON_ANSIBLE_VERSIONS="$(MATRIX_CORES)" scripts/sanity.sh
 
 molecule:
 	$(call stage_time,molecule)
 	scripts/molecule.sh
 
-demo: bootstrap
+demo: bootstrap-toolchain
 	scripts/demo.sh
 
 fleet-figures: bootstrap
@@ -63,7 +81,7 @@ BENCH_DEPLOYS ?= 20
 BENCH_COMBOS ?= systemd+nginx,systemd+caddy,supervisor+nginx,supervisor+caddy
 BENCH_BASELINES ?= naive,classic
 BENCH_TLS ?= 0
-bench: bootstrap
+bench: bootstrap-toolchain
 	stamp=$(VENV)/.requirements-bench.sha256
 	want=$$(sha256sum requirements-bench.txt)
 	if [[ "$$(cat $$stamp 2>/dev/null)" != "$$want" ]]; then
@@ -74,5 +92,6 @@ bench: bootstrap
 		--baselines "$(BENCH_BASELINES)" $(if $(filter-out 0,$(BENCH_TLS)),--tls)
 
 clean:
-	rm -rf .cache .pytest_cache tests/output dist
+	find .cache -mindepth 1 -maxdepth 1 ! -name venvs -exec rm -rf {} + 2>/dev/null || true
+	rm -rf .pytest_cache tests/output dist
 	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -58,6 +58,25 @@ if ((${#scenarios[@]} == 0)); then
     exit 1
 fi
 
+# The version matrix: a scenario runs with CI's ansible-core (.venv, the oldest one supported)
+# unless its directory has a file `ansible-core` naming another minor (e.g. 2.21); then it runs with
+# that version's venv, .cache/venvs/ansible-<X.Y> (built by scripts/bootstrap.sh from
+# requirements-ansible-<X.Y>.txt). The default scenario runs with the newest this way, so the
+# oldest and the newest both deploy to real hosts without a scenario more.
+declare -A scenario_path=()
+for name in "${scenarios[@]}"; do
+    scenario_path[$name]="$PATH"
+    core_file="extensions/molecule/$name/ansible-core"
+    [[ -f $core_file ]] || continue
+    core_venv="$PWD/.cache/venvs/ansible-$(tr -d '[:space:]' <"$core_file")"
+    if [[ ! -x "$core_venv/bin/molecule" ]]; then
+        echo "molecule: scenario $name runs with ansible-core $(cat "$core_file") ($core_file)," \
+            "but $core_venv/bin/molecule is missing: run scripts/bootstrap.sh first: failing" >&2
+        exit 1
+    fi
+    scenario_path[$name]="$core_venv/bin:$PATH"
+done
+
 # Once, before scenarios run side by side: the lab's rootfs, and the copy of the collection that
 # molecule puts first on the collections path (the scenarios set prerun: false, so that they do
 # not reinstall it over each other).
@@ -98,11 +117,11 @@ for name in "${scenarios[@]}"; do
     while ((${#pids[@]} >= jobs_max)); do
         wait_one
     done
-    echo "=== molecule test -s $name (started)"
+    echo "=== molecule test -s $name (started, $("${scenario_path[$name]%%:*}/ansible" --version | sed -n 1p))"
     started[$name]=$SECONDS
     # The verifier's results as JUnit XML too: scripts/ci_failures.py reads why a test failed.
     rm -f "$logs/$name.junit.xml"
-    PYTEST_ADDOPTS="${PYTEST_ADDOPTS:-} --junitxml=$PWD/$logs/$name.junit.xml" \
+    PATH="${scenario_path[$name]}" PYTEST_ADDOPTS="${PYTEST_ADDOPTS:-} --junitxml=$PWD/$logs/$name.junit.xml" \
         molecule test -s "$name" >"$logs/$name.log" 2>&1 &
     pids[$name]=$!
 done

@@ -2,20 +2,22 @@
 # Copyright (c) 2026, Baton maintainers
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Baton's test-host lab: real Debian bookworm hosts booted with systemd-nspawn.
+"""Baton's test-host lab: real Debian hosts (bookworm, trixie) booted with systemd-nspawn.
 
 Each host is a debootstrapped rootfs booted with ``systemd-nspawn -b`` (systemd is PID 1
 inside), on a bridge of its own lab with a static 10.77.N.x address, reachable over SSH as
 root with the lab key. Nothing is mocked: roles install real packages and run real units.
+Every Debian release has its own cached image, built by the same recipe.
 
-    baton_lab.py build                     # build (or reuse) the cached rootfs tarball
+    baton_lab.py build [RELEASE ...]        # build (or reuse) the cached rootfs tarballs (default: all)
     baton_lab.py up LAB host1 host2 ...     # boot hosts, write LAB's inventory, print it
+    baton_lab.py up LAB h1 h2@trixie        # HOST@RELEASE picks the host's release (default bookworm)
     baton_lab.py down LAB                   # power off hosts, remove everything of LAB
     baton_lab.py run LAB host1 ... -- CMD   # up, run CMD, down (also on failure / Ctrl-C)
     baton_lab.py list
 
 ``up`` writes ``<state>/<LAB>/inventory.yml`` (group ``lab``, plus ``ssh_config``) and
-``<state>/<LAB>/hosts.json``. ``run`` exports BATON_LAB_INVENTORY, BATON_LAB_SSH_CONFIG
+``<state>/<LAB>/hosts.json`` (each host's address and release). ``run`` exports BATON_LAB_INVENTORY, BATON_LAB_SSH_CONFIG
 and BATON_LAB_DIR to CMD.
 """
 from __future__ import annotations
@@ -43,6 +45,10 @@ PACKAGES = "systemd,systemd-sysv,dbus,openssh-server,python3,sudo,curl,iproute2,
 # still install them through apt (a no-op when present), so the install path stays tested.
 EXTRA_PACKAGES = os.environ.get("BATON_LAB_EXTRA_PACKAGES", "nginx,supervisor,caddy,python3-requests")
 RECIPE_VERSION = "3"
+# Debian releases the lab can boot (each must be known to the local debootstrap); the first is
+# the default for a host named without @RELEASE.
+RELEASES = ("bookworm", "trixie")
+DEFAULT_RELEASE = os.environ.get("BATON_LAB_RELEASE", RELEASES[0])
 CGROUP_ROOTS = ("/sys/fs/cgroup/systemd", "/sys/fs/cgroup/unified")
 SSH_OPTS = [
     "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
@@ -66,28 +72,47 @@ def key_path() -> Path:
     return key
 
 
-def image_path() -> Path:
-    recipe = "|".join([RECIPE_VERSION, PACKAGES, EXTRA_PACKAGES, MIRROR, SECURITY_MIRROR])
-    digest = hashlib.sha256(recipe.encode()).hexdigest()[:12]
-    return CACHE / f"bookworm-{digest}.tar.zst"
+def check_release(release: str) -> str:
+    if release not in RELEASES:
+        raise SystemExit(f"unknown Debian release {release!r}: the lab knows {', '.join(RELEASES)}")
+    return release
 
 
-def build() -> Path:
-    """Build the rootfs tarball once; later calls reuse the cache (keyed by the recipe)."""
-    image = image_path()
+def image_path(release: str = DEFAULT_RELEASE) -> Path:
+    # The bookworm key leaves out the release, so that the image cached before trixie was added
+    # is still found.
+    parts = [RECIPE_VERSION, PACKAGES, EXTRA_PACKAGES, MIRROR, SECURITY_MIRROR]
+    if release != "bookworm":
+        parts.append(release)
+    digest = hashlib.sha256("|".join(parts).encode()).hexdigest()[:12]
+    return CACHE / f"{release}-{digest}.tar.zst"
+
+
+def build(release: str = DEFAULT_RELEASE) -> Path:
+    """Build the release's rootfs tarball once; later calls reuse the cache (keyed by the recipe)."""
+    image = image_path(check_release(release))
     if image.exists():
         return image
     CACHE.mkdir(parents=True, exist_ok=True)
+    # Scenarios started side by side may all need a new image: one builds it, the others wait.
+    with open(CACHE / f".build-{release}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if image.exists():
+            return image
+        return _build(release, image)
+
+
+def _build(release: str, image: Path) -> Path:
     tmp = Path(tempfile.mkdtemp(prefix="rootfs-", dir=CACHE))
     tmp.chmod(0o755)  # mkdtemp makes 0700, which would become the guest's "/" mode
     try:
-        log(f"debootstrap bookworm into {tmp} (once, ~1 min)")
-        sh(["debootstrap", "--variant=minbase", f"--include={PACKAGES}", "bookworm", str(tmp), MIRROR],
+        log(f"debootstrap {release} into {tmp} (once, ~1 min)")
+        sh(["debootstrap", "--variant=minbase", f"--include={PACKAGES}", release, str(tmp), MIRROR],
            stdout=subprocess.DEVNULL)
         (tmp / "etc/apt/sources.list").write_text(
-            f"deb {MIRROR} bookworm main\n"
-            f"deb {MIRROR} bookworm-updates main\n"
-            f"deb {SECURITY_MIRROR} bookworm-security main\n")
+            f"deb {MIRROR} {release} main\n"
+            f"deb {MIRROR} {release}-updates main\n"
+            f"deb {SECURITY_MIRROR} {release}-security main\n")
         if EXTRA_PACKAGES:
             log(f"baking packages: {EXTRA_PACKAGES}")
             shutil.copy("/etc/resolv.conf", tmp / "etc/resolv.conf")
@@ -241,24 +266,32 @@ def allocating():
         yield
 
 
-def up(lab: str, names: list[str], timeout: float = 90) -> dict:
+def parse_host(spec: str) -> tuple[str, str]:
+    """``name`` or ``name@release`` -> (name, release)."""
+    name, _, release = spec.partition("@")
+    return name, check_release(release or DEFAULT_RELEASE)
+
+
+def up(lab: str, specs: list[str], timeout: float = 90) -> dict:
     d = lab_dir(lab)
     if d.exists():
         raise SystemExit(f"lab {lab} already exists ({d}); run `baton_lab.py down {lab}` first")
-    image = build()
+    hosts = [parse_host(spec) for spec in specs]
+    images = {release: build(release) for release in dict.fromkeys(r for _, r in hosts)}
     with allocating():
         pubkey = key_path().with_suffix(".pub").read_text()
         d.mkdir(parents=True)
         n = free_subnet()
-        meta = {"lab": lab, "subnet": n, "bridge": f"btn{n}", "hosts": {}}
+        meta = {"lab": lab, "subnet": n, "bridge": f"btn{n}", "hosts": {}, "releases": {}}
         (d / "hosts.json").write_text(json.dumps(meta))
     started = time.monotonic()
     try:
         setup_network(n)
-        for i, name in enumerate(names):
+        for i, (name, release) in enumerate(hosts):
             addr = f"10.77.{n}.{10 + i}"
-            prepare_host(d / name, image, name, addr, f"10.77.{n}.1", pubkey)
+            prepare_host(d / name, images[release], name, addr, f"10.77.{n}.1", pubkey)
             meta["hosts"][name] = addr
+            meta["releases"][name] = release
             (d / "hosts.json").write_text(json.dumps(meta))
             boot_host(lab, d, name, d / name, meta["bridge"])
         deadline = time.monotonic() + timeout
@@ -268,8 +301,8 @@ def up(lab: str, names: list[str], timeout: float = 90) -> dict:
         down(lab)
         raise
     write_inventory(d, meta)
-    log(f"lab {lab}: {len(names)} host(s) SSH-ready in {time.monotonic() - started:.1f}s: "
-        + ", ".join(f"{k}={v}" for k, v in meta["hosts"].items()))
+    log(f"lab {lab}: {len(hosts)} host(s) SSH-ready in {time.monotonic() - started:.1f}s: "
+        + ", ".join(f"{k}={v} ({meta['releases'][k]})" for k, v in meta["hosts"].items()))
     return meta
 
 
@@ -340,23 +373,25 @@ def down(lab: str) -> None:
 def main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
-    sub.add_parser("build")
+    pb = sub.add_parser("build")
+    pb.add_argument("releases", nargs="*", default=list(RELEASES), help=f"any of {', '.join(RELEASES)} (default: all)")
     sub.add_parser("list")
     pu = sub.add_parser("up")
     pu.add_argument("lab")
-    pu.add_argument("hosts", nargs="+")
+    pu.add_argument("hosts", nargs="+", help="HOST or HOST@RELEASE")
     pd = sub.add_parser("down")
     pd.add_argument("lab")
     pr = sub.add_parser("run")
     pr.add_argument("lab")
-    pr.add_argument("rest", nargs=argparse.REMAINDER, help="host ... -- command ...")
+    pr.add_argument("rest", nargs=argparse.REMAINDER, help="host[@release] ... -- command ...")
     a = p.parse_args(argv)
     if os.geteuid() != 0:
         raise SystemExit("the lab needs root (debootstrap, systemd-nspawn, bridges)")
     if a.cmd == "build":
         with allocating():
             key_path()
-        print(build())
+        for release in a.releases:
+            print(build(release))
     elif a.cmd == "list":
         for f in sorted(STATE.glob("*/hosts.json")):
             print(f.parent.name, json.loads(f.read_text())["hosts"])
