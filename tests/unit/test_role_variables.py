@@ -147,7 +147,7 @@ def test_setup_role_declares_every_public_variable_it_reads(name):
     for role in ROLES:
         public |= set(yaml.safe_load((role / "defaults/main.yml").read_text()) or {})
     role = REPO / "roles" / name
-    used, _ = read_by(role, include_guarded=True)
+    used = read_by(role, include_guarded=True)[0]
     own = set(yaml.safe_load((role / "defaults/main.yml").read_text()) or {})
     undeclared = {n: sorted(where) for n, where in used.items()
                   if n in public and n not in own and (name, n) not in NOT_SETUP}
