@@ -15,7 +15,7 @@ command -v molecule >/dev/null || { echo "molecule not found: run scripts/bootst
 # whatever started before it, so a long one must not start last, and the last two should end
 # together. Seconds in one clean-clone `.ci/run` on the developers' 2-core machine, two at a time,
 # 2026-12-01: faults 1141, combinations 995, sites 920, tls 789, default 775 (its two hosts one
-# after the other; now side by side, tests/conftest.py), fleet 519. Order chosen to balance the two
+# after the other; now side by side, one pytest-xdist worker per host), fleet 519. Order chosen to balance the two
 # lanes: faults | combinations, then default, tls, sites, fleet as lanes free up.
 # A scenario missing here starts after these (a warning says so): add it where its time puts it.
 slowest_first=(faults combinations default tls sites fleet)

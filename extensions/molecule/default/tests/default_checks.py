@@ -1,7 +1,11 @@
 # Copyright (c) 2026, Baton maintainers
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Verify the systemd + nginx scenario on the booted lab host, then deploy under load and roll back."""
+"""The checks of the systemd + nginx scenario on a booted lab host, then deploys under load and rollbacks.
+
+Not collected by itself: test_bookworm.py and test_trixie.py import them, one host each, so that
+pytest-xdist (`--dist loadfile`, molecule.yml) tests the two hosts side by side, each host's checks in
+this file's order (they build on each other's deploys)."""
 from __future__ import annotations
 
 import json
