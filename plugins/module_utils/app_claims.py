@@ -12,7 +12,9 @@ Each app records its claim in ``/var/lib/baton/<app>/claims.json`` when its host
 
 Before an app is set up, its claim is compared with every other app's: a name (``_`` being the
 catch-all site) is served by one app per proxy port, a slot port belongs to one app and is no
-app's proxy port, and a host runs one proxy (setting up the other would stop it). Everything here
+app's proxy port, and a host runs one proxy (setting up the other would stop it). An app without a
+proxy (``baton_proxy: none``) claims its shared socket's port as ``proxy_port``, for itself alone, and
+does not care which proxy the other apps run. Everything here
 but :func:`read_claims` is pure.
 """
 
@@ -25,6 +27,7 @@ from ansible_collections.baton.deploy.plugins.module_utils.deploy_state import D
 
 CLAIMS_FILE_NAME = 'claims.json'
 CATCH_ALL = '_'
+NO_PROXY = 'none'  # baton_proxy none: the app's slots share a socket on its own port (``proxy_port``)
 
 
 def make_claim(app, proxy, proxy_port, names, slot_ports):
@@ -53,10 +56,13 @@ def conflicts(claim, others):
         other = others[other_app]
         if other_app == claim['app']:
             continue
-        if other.get('proxy') != claim['proxy']:
+        without_proxy = NO_PROXY in (other.get('proxy'), claim['proxy'])
+        if other.get('proxy') != claim['proxy'] and not without_proxy:
             found.append('%s runs behind %s on this host, and a host runs one proxy: setting up %s would stop it'
                          % (other_app, other.get('proxy'), claim['proxy']))
-        if other.get('proxy_port') == claim['proxy_port']:
+        if other.get('proxy_port') == claim['proxy_port'] and without_proxy:
+            found.append('%s already listens on port %d' % (other_app, claim['proxy_port']))
+        elif other.get('proxy_port') == claim['proxy_port']:
             shared = sorted(set(claim['names']) & set(other.get('names', [])))
             if shared:
                 found.append('%s already serves %s on port %d' % (other_app, _names(shared), claim['proxy_port']))

@@ -32,6 +32,8 @@ UNKNOWN = 'unknown'
 FAILED_STATES = (EXITED, CRASH_LOOP, STOPPED, UNKNOWN)
 
 DEFAULT_LOG_LINES = 20
+# Where the control groups of systemd's units are (cgroup v2, the unified hierarchy).
+CGROUP_ROOT = '/sys/fs/cgroup'
 
 
 class ProcessManagerError(Exception):
@@ -244,6 +246,18 @@ class Systemd(ProcessManager):
     def start(self, unit):
         self._check(['systemctl', 'enable', unit])
         self._check(['systemctl', 'restart', unit])
+
+    def pids(self, unit, cgroup_root=CGROUP_ROOT):
+        """The processes of ``unit`` (its control group's), e.g. a server and its workers; [] when it runs none."""
+        rc, out, err = self._run(['systemctl', 'show', '-p', 'ControlGroup', '--value', unit])
+        group = out.strip()
+        if rc != 0 or not group:
+            return []
+        try:
+            with open(os.path.join(cgroup_root, group.lstrip('/'), 'cgroup.procs')) as handle:
+                return [int(line) for line in handle.read().split()]
+        except (OSError, ValueError):
+            return []
 
     def stop(self, unit):
         self._check(['systemctl', 'disable', '--now', unit])

@@ -9,8 +9,9 @@ A proxy answers four questions: which slot does it serve (:meth:`GateProxy.live_
 slot (``flip``), does a client now reach that slot (``verify``), and have the old slot's in-flight
 requests ended (``drain``). nginx and Caddy both pick the slot from the gate (:mod:`proxy_gate`) on
 every request and open one upstream connection per request, so they share :class:`GateProxy` and
-differ in where the gate lives. :data:`PROXIES` maps ``baton_proxy`` to the class: adding a proxy
-means adding a class (and its templates and setup tasks in roles/proxy).
+differ in where the gate lives. :class:`SharedSocket` is the mode without a proxy (``baton_proxy: none``):
+both slots share one listening socket that systemd holds. :data:`PROXIES` maps ``baton_proxy`` to the
+class: adding a proxy means adding a class (and its templates and setup tasks in roles/proxy).
 
 The checks go through the proxy as a client does: to 127.0.0.1, with the site's name as Host and,
 for an https:// URL, as SNI. Routing is checked, not the certificate (both slots share it). Which slot
@@ -19,7 +20,10 @@ answered is read from the ``X-Baton-Upstream`` header that the site adds for req
 
 from __future__ import annotations
 
-from ansible_collections.baton.deploy.plugins.module_utils import drain, proxy_gate
+from urllib.parse import urlsplit
+
+from ansible_collections.baton.deploy.plugins.module_utils import drain, proxy_gate, readiness, shared_socket
+from ansible_collections.baton.deploy.plugins.module_utils.process_managers import RUNNING
 
 UPSTREAM_HEADER = 'X-Baton-Upstream'
 CONNECT_TO = '127.0.0.1'
@@ -41,8 +45,12 @@ class GateProxy:
 
     name = None
     GATE_DIR = None  # where the setup puts an app's gate, with %s for the app
+    # How the rotation's summary line and messages say it (docs/quickstart.md explains the line).
+    SERVED = 'served through the proxy'
+    NOT_SERVED = 'the proxy did not route to it'
 
-    def __init__(self, app, ports, probe_url, probe, gate_dir=None, verify_timeout=VERIFY_TIMEOUT, counter=None):
+    def __init__(self, app, ports, probe_url, probe, gate_dir=None, verify_timeout=VERIFY_TIMEOUT, counter=None,
+                 processes=None):
         self.ports = ports
         self.probe_url = probe_url
         self.probe = probe
@@ -66,8 +74,9 @@ class GateProxy:
         return None, None
 
     def flip(self, slot):
-        """Route to ``slot``: one atomic file operation, no reload."""
-        return proxy_gate.set_gate(self.location, slot)
+        """Route to ``slot``: one atomic file operation, no reload. Returns what was done."""
+        proxy_gate.set_gate(self.location, slot)
+        return '%s routes to slot %d' % (self.location, slot)
 
     def verify(self, slot):
         """Wait until the proxy serves ``slot`` (3 answers in a row); a ``readiness.ReadinessResult``."""
@@ -92,7 +101,91 @@ class Caddy(GateProxy):
     GATE_DIR = '/etc/caddy/baton/%s.gate'
 
 
-PROXIES = {cls.name: cls for cls in (Nginx, Caddy)}
+class SharedSocket:
+    """No proxy (``baton_proxy: none``): both slots accept on one listening socket that systemd holds.
+
+    The socket unit ``baton-<app>.socket`` passes it to both slots' units (``Sockets=``). A slot accepts on it
+    by itself once ready and stops accepting at SIGTERM (the app's contract, docs/socket-mode.md): there is one
+    accept queue, so a connection waits for whichever slot accepts it and none is refused. The flip is therefore
+    nothing to do; what is checked is that the next slot really accepts (:meth:`verify`), and the old slot drains
+    as it stops (:meth:`drain`). ``processes`` is the process manager (systemd: it has ``pids``);
+    ``connections`` a ``shared_socket.Connections`` (default: this host's).
+    """
+
+    name = 'none'
+    SERVED = 'accepting on the shared socket'
+    NOT_SERVED = 'it did not accept on the shared socket'
+
+    def __init__(self, app, ports, probe_url, probe, gate_dir=None, verify_timeout=VERIFY_TIMEOUT, counter=None,
+                 processes=None, connections=None):
+        self.app = app
+        self.ports = ports
+        self.probe_url = probe_url
+        self.probe = probe
+        self.verify_timeout = verify_timeout
+        self.processes = processes
+        self.location = 'baton-%s.socket' % app
+        url = urlsplit(probe_url)
+        self.port = url.port or 80
+        self.path = url.path or '/'
+        if url.query:
+            self.path += '?' + url.query
+        self.connections = connections or shared_socket.Connections(
+            processes.pids, clock=probe.clock, sleep=probe.sleep)
+
+    def _unit(self, slot):
+        return self.processes.unit_name(self.app, slot)
+
+    def live_slot(self):
+        """``(slot, how it is known)``: the one slot whose process runs, else None (the state file decides)."""
+        running = [slot for slot in sorted(self.ports) if self.processes.status(self._unit(slot)).state == RUNNING]
+        if len(running) == 1:
+            return running[0], 'only its process runs (it accepts on %s)' % self.location
+        return None, None
+
+    def flip(self, slot):
+        """Nothing to do: a ready slot accepts on the shared socket by itself (and the old one until it stops)."""
+        return 'slot %d accepts on %s by itself once ready: nothing to flip' % (slot, self.location)
+
+    def verify(self, slot):
+        """Wait until a connection to the shared socket is accepted by ``slot`` and answers ready there.
+
+        The kernel gives each connection to whichever slot accepts first, so a few connections may go to the old
+        slot before one reaches the new one. A ``readiness.ReadinessResult``.
+        """
+        clock = self.probe.clock
+        start = clock()
+        attempts, error = 0, None
+        unit = self._unit(slot)
+        while True:
+            attempts += 1
+            mine, status, detail = self.connections.probe(self.port, self.path, unit)
+            if mine and status == 200:
+                elapsed = round(clock() - start, 3)
+                return readiness.ReadinessResult(ready=True, elapsed=elapsed, attempts=attempts, passes=1,
+                                                 last_status=status, first_pass_elapsed=elapsed)
+            if mine:
+                error = 'slot %d accepted a connection but answered %s on %s' % (slot, status, self.path)
+            elif error is None or not error.startswith('slot'):
+                error = detail
+            if clock() - start >= self.verify_timeout:
+                return readiness.ReadinessResult(ready=False, elapsed=round(clock() - start, 3), attempts=attempts,
+                                                 last_status=status, last_error=error)
+            self.probe.sleep(VERIFY_INTERVAL)
+
+    def drain(self, port, timeout):
+        """The old slot drains as it stops (SIGTERM: it stops accepting at once, its in-flight requests end):
+        stop it here, bounded by its unit's stop timeout (the drain bound plus a grace). A ``drain.DrainResult``."""
+        slot = [number for number, slot_port in self.ports.items() if slot_port == port][0]
+        unit = self._unit(slot)
+        held = self.connections.count(self.port, unit)
+        start = self.probe.clock()
+        self.processes.stop(unit)
+        return drain.DrainResult(drained=True, initial_connections=held, max_connections=held,
+                                 elapsed=round(self.probe.clock() - start, 3))
+
+
+PROXIES = {cls.name: cls for cls in (Nginx, Caddy, SharedSocket)}
 
 
 def proxy(name, *args, **kwargs):

@@ -277,10 +277,11 @@ class Rotation:
         """The one line a rotation ends with, as docs/quickstart.md explains it."""
         ready, checks, ready_at = self.figures['ready']
         drained, drain_seconds, held = self.figures.get('drained', (0, 0, 0))
-        line = ('%s: release %s active on slot %d (port %d); ready after %s s (%d checks), served through the proxy '
+        line = ('%s: release %s active on slot %d (port %d); ready after %s s (%d checks), %s '
                 '%s s later; drained %d in-flight connection(s) of slot %s in %s s'
                 % (plan.app, plan.release, plan.next_slot, self.settings.ports[plan.next_slot], ready, checks,
-                   round(self.figures['routed'] - ready_at, 2), drained, plan.old_slot or '-', drain_seconds))
+                   self.proxy.SERVED, round(self.figures['routed'] - ready_at, 2), drained, plan.old_slot or '-',
+                   drain_seconds))
         if held:
             line += (', %d long connection(s) still open at the drain bound (%g s) ended with the old slot'
                      % (held, self.settings.drain_timeout))
@@ -431,20 +432,19 @@ class Rotation:
 
     def _set_gate(self, slot):
         try:
-            self.proxy.flip(slot)
+            return self.proxy.flip(slot)
         except Exception as exc:
-            raise _StepFailed('the gate could not be set to slot %d: %s' % (slot, exc))
-        return '%s routes to slot %d' % (self.proxy.location, slot)
+            raise _StepFailed('%s could not be set to slot %d: %s' % (self.proxy.location, slot, exc))
 
     def _verify(self, plan):
         start = self.probe.clock()
         result = self.proxy.verify(plan.next_slot)
         if not result.ready:
-            raise _StepFailed('the proxy did not route to it: %s (%d checks, last result: %s)'
-                              % (self.proxy.probe_url, result.attempts, result.last_error))
+            raise _StepFailed('%s: %s (%d checks, last result: %s)'
+                              % (self.proxy.NOT_SERVED, self.proxy.probe_url, result.attempts, result.last_error))
         self.figures['routed'] = start + result.first_pass_elapsed
-        return 'the proxy routes %s to slot %d (first answer from it %.3f s after the flip)' % (
-            self.proxy.probe_url, plan.next_slot, result.first_pass_elapsed)
+        return '%s: slot %d, for %s (first answer from it %.3f s after the flip)' % (
+            self.proxy.SERVED, plan.next_slot, self.proxy.probe_url, result.first_pass_elapsed)
 
     def _watch(self, plan):
         settings = self.settings
@@ -460,7 +460,7 @@ class Rotation:
             result = self.proxy.drain(port, self.settings.drain_timeout)
         except Exception as exc:
             raise RotationError(
-                'Release %s serves on slot %d, but the in-flight requests of the old slot %d could not be counted: '
+                'Release %s serves on slot %d, but the old slot %d could not be drained: '
                 '%s. Slot %d still runs and the state file still records it as active; fix the cause and run the '
                 'deploy again (it converges).' % (plan.release, plan.next_slot, plan.old_slot, exc, plan.old_slot))
         # held: the connections open since the flip that outlived the bound (a health check of the old

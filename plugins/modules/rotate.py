@@ -82,15 +82,21 @@ options:
     choices: [systemd, supervisor]
     required: true
   proxy:
-    description: The proxy in front of the slots.
+    description:
+      - The proxy in front of the slots.
+      - V(none) is the mode without a proxy (O(process_manager=systemd) only). Both slots accept on one listening
+        socket that systemd holds (C(baton-<app>.socket)). There is no flip, since a ready slot accepts by itself.
+        B(verify) checks that connections to the socket are accepted by the next slot's processes, and B(drain) stops
+        the old slot, which stops accepting at SIGTERM and finishes its in-flight requests.
     type: str
-    choices: [nginx, caddy]
+    choices: [nginx, caddy, none]
     required: true
   probe_url:
     description:
       - The app's site as a client reaches it, for example C(https://shop.example/readyz). The requests are sent to
         127.0.0.1 with the URL's host as Host header and, for https, as SNI; the certificate is not checked (both slots
         share it). The site must add the C(X-Baton-Upstream) header for requests from the host.
+      - With O(proxy=none), the shared socket's readiness URL on this host, for example C(http://127.0.0.1:8080/readyz).
     type: str
     required: true
   gate_dir:
@@ -319,10 +325,14 @@ def build(module, env):
             watch_seconds=p['watch_seconds'], drain_timeout=p['drain_timeout'], state_path=p['state_path'])
     except ValueError as exc:
         module.fail_json(msg='Invalid parameters: %s. Nothing was changed.' % exc)
+    if p['proxy'] == 'none' and p['process_manager'] != 'systemd':
+        module.fail_json(msg='proxy=none needs process_manager=systemd: the two slots share a socket that systemd holds '
+                             'and passes to them, and %s cannot pass a socket. Nothing was changed.'
+                             % p['process_manager'])
     probe = Probe()
-    proxy = proxies.proxy(p['proxy'], p['app'], settings.ports, p['probe_url'], probe, gate_dir=p['gate_dir'],
-                          verify_timeout=p['verify_timeout'])
     processes = process_manager(p['process_manager'], module.run_command)
+    proxy = proxies.proxy(p['proxy'], p['app'], settings.ports, p['probe_url'], probe, gate_dir=p['gate_dir'],
+                          verify_timeout=p['verify_timeout'], processes=processes)
     return Rotation(settings, proxy, processes, probe, check_mode=module.check_mode)
 
 

@@ -100,7 +100,9 @@ def main() -> int:
             t0 = time.monotonic()
             r = subprocess.run([*cmd, *args], capture_output=True, text=True, check=False)
             summary = [ln.strip().strip('"') for ln in r.stdout.splitlines() if "active on slot" in ln]
-            routed = re.search(r"served through the proxy ([0-9.]+) s later", summary[-1]) if summary else None
+            # "served through the proxy 0.1 s later", or without a proxy "accepting on the shared socket ..."
+            routed = re.search(r"(?:served through the proxy|accepting on the shared socket) ([0-9.]+) s later",
+                               summary[-1]) if summary else None
             done.append({"step": name, "rc": r.returncode, "wall_s": round(time.monotonic() - t0, 2),
                          "ready_to_routed_s": float(routed.group(1)) if routed else None,
                          "summary": summary[-1] if summary else None,

@@ -123,7 +123,7 @@ BAD_INPUT = [
      "argument 'baton_env' is of type list and we were unable to convert to dict"),
     ("drain-not-int", {"baton_drain_timeout": "long"},
      "argument 'baton_drain_timeout' is of type str and we were unable to convert to int"),
-    ("proxy-choice", {"baton_proxy": "haproxy"}, "value of baton_proxy must be one of: nginx, caddy, got: haproxy"),
+    ("proxy-choice", {"baton_proxy": "haproxy"}, "value of baton_proxy must be one of: nginx, caddy, none, got: haproxy"),
     ("proxy-port-range", {"baton_proxy_port": 70000},
      "baton_proxy_port a port in 1-65535 that is not a slot port (got 70000)"),
     ("proxy-port-is-a-slot-port", {"baton_proxy_port": 8001},

@@ -10,7 +10,10 @@ release's process does is set per release in ``FakeHost.behaviour``:
 - ``ok``: ready ``warmup`` seconds after its start;
 - ``crash``: exits with status 3 ``warmup`` seconds after its start (the process manager reports it);
 - ``never``: runs but never answers ready;
-- ``sickens``: ready, then answers 500 from ``warmup * 3`` seconds after its start.
+- ``sickens``: ready, then answers 500 from ``warmup * 3`` seconds after its start;
+- ``deaf``: ready on its own port, but never accepts on the shared socket (``baton_proxy: none``).
+
+Without a proxy (``proxy='none'``), :class:`FakeSocket` plays the kernel's shared accept queue.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from ansible_collections.baton.deploy.plugins.module_utils.process_managers impo
 
 PORTS = {1: 8001, 2: 8002}
 PROXY_URL = 'https://shop.example/readyz'
+SOCKET_URL = 'http://127.0.0.1:8080/readyz'
 
 
 class Clock:
@@ -69,6 +73,7 @@ class FakeHost:
         self.proxy_stuck = None  # the proxy keeps serving this slot whatever the gate says
         self.connections = {}    # port -> counts returned one after the other by the drain counter
         self.gate_dir = os.path.join(self.root, 'shop.gate')
+        self.socket = FakeSocket(self)
         self.state_path = os.path.join(self.root, 'state', 'state.json')
         for directory in ('releases', 'slots'):
             os.makedirs(os.path.join(self.root, 'app', directory), exist_ok=True)
@@ -113,6 +118,9 @@ class FakeHost:
     def log_tail(self, unit, lines):
         log = ['%s line %d' % (unit, number) for number in range(1, 31)]
         return '\n'.join(log[-lines:])
+
+    def slot_of(self, unit):
+        return int(unit.split('@')[1].split('.')[0])
 
     def _crashed(self, unit):
         release, started = self.units[unit]
@@ -168,9 +176,46 @@ class FakeHost:
         settings.setdefault('ready_timeout', 30)
         config = rotation.Settings('shop', os.path.join(self.root, 'app'), PORTS, release=release, action=action,
                                    state_path=self.state_path, **settings)
-        front = proxies.proxy(proxy, 'shop', config.ports, PROXY_URL, probe, gate_dir=self.gate_dir,
-                              counter=self.count)
+        extra = dict(connections=self.socket) if proxy == 'none' else {}
+        front = proxies.proxy(proxy, 'shop', config.ports, SOCKET_URL if proxy == 'none' else PROXY_URL, probe,
+                              gate_dir=self.gate_dir, counter=self.count, processes=self, **extra)
         return rotation.Rotation(config, front, self, probe, check_mode=check_mode)
 
     def deploy(self, release, phase='all', **kwargs):
         return self.rotation(release, **kwargs).run(phase)
+
+
+class FakeSocket:
+    """The shared socket of the mode without a proxy: each connection goes to the next slot that accepts.
+
+    A slot accepts once it answers ready on its own port (and unless its release is ``deaf``); the slots that
+    accept take the connections in turn, the longest running first, as the kernel hands them to whichever
+    process calls accept() first. ``held[unit]`` is what :meth:`count` says.
+    """
+
+    def __init__(self, host):
+        self.host = host
+        self.turn = 0
+        self.probes = []   # (port, path, unit)
+        self.held = {}
+
+    def accepting(self):
+        host = self.host
+        units = sorted(host.units, key=lambda unit: host.units[unit][1])
+        return [unit for unit in units if host.answers(host.slot_of(unit)) == 200
+                and host.behaviour[host.units[unit][0]] != 'deaf']
+
+    def probe(self, port, path, unit):
+        self.probes.append((port, path, unit))
+        accepting = self.accepting()
+        if not accepting:
+            return False, None, 'not accepted within 1 s'
+        chosen = accepting[self.turn % len(accepting)]
+        self.turn += 1
+        self.host.clock.sleep(0.002)
+        status = self.host.answers(self.host.slot_of(chosen))
+        who = chosen if chosen == unit else 'another process'
+        return chosen == unit, status, 'accepted by %s, answered %s' % (who, status)
+
+    def count(self, port, unit):
+        return self.held.get(unit, 0)

@@ -68,3 +68,18 @@ def test_read_claims(tmp_path):
 
 def test_read_claims_without_base_dir(tmp_path):
     assert read_claims(str(tmp_path / 'missing')) == ({}, [])
+
+
+def test_an_app_without_a_proxy_shares_a_host_with_any_proxy():
+    api = make_claim('api', 'none', 8080, [], [9301, 9302])
+    assert conflicts(api, {'shop': SHOP}) == [] and conflicts(SHOP, {'api': api}) == []
+    assert conflicts(api, {'blog': blog(proxy='caddy')}) == []
+
+
+def test_the_port_of_an_app_without_a_proxy_is_its_alone():
+    api = make_claim('api', 'none', 8080, [], [9301, 9302])
+    assert conflicts(api, {'blog': blog(proxy_port=8080)}) == ['blog already listens on port 8080']
+    other = make_claim('jobs', 'none', 8080, [], [9401, 9402])
+    assert conflicts(other, {'api': api}) == ['api already listens on port 8080']
+    assert conflicts(make_claim('jobs', 'none', 8080, [], [9401, 9302]), {'api': api}) == [
+        'api already listens on port 8080', 'api already uses port(s) 9302']

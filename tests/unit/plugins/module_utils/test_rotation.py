@@ -81,8 +81,8 @@ def test_repeat_deploy_rotates_drains_and_stops_the_old_slot(live_v1):
     assert drain['detail'].startswith('drained 2 in-flight connection(s) of slot 1')
     assert result['plan']['live_source'] == 'the proxy answered from it'
     verify = [event for event in result['events'] if event['step'] == 'verify'][0]
-    assert verify['detail'] == ('the proxy routes https://shop.example/readyz to slot 2 (first answer from it 0.000 s '
-                                'after the flip)')
+    assert verify['detail'] == ('served through the proxy: slot 2, for https://shop.example/readyz (first answer from '
+                                'it 0.000 s after the flip)')
     # the live slot's environment is kept for a rollback to v1
     assert os.path.exists(os.path.join(host.root, 'state', 'env', 'v1.env'))
 
@@ -276,7 +276,7 @@ def test_a_drain_that_cannot_count_fails_and_keeps_the_old_slot(live_v1):
     engine = live_v1.rotation('v2')
     engine.proxy.counter = broken
     message, events = fail(engine)
-    assert 'could not be counted: no /proc/net/tcp. Slot 1 still runs' in message
+    assert 'the old slot 1 could not be drained: no /proc/net/tcp. Slot 1 still runs' in message
     assert steps(events)[-1] == ('drain', False) and state(live_v1)['active_slot'] == 1
 
 
