@@ -18,7 +18,7 @@ command -v molecule >/dev/null || { echo "molecule not found: run scripts/bootst
 # after the other; now side by side, one pytest-xdist worker per host), fleet 519. Order chosen to balance the two
 # lanes: faults | combinations, then default, tls, sites, fleet as lanes free up.
 # A scenario missing here starts after these (a warning says so): add it where its time puts it.
-slowest_first=(faults combinations default tls sites fleet)
+slowest_first=(faults combinations default tls sites fleet socket)
 
 # Roles and modules are used straight from this tree (molecule's own copy could be stale).
 mkdir -p .cache/collections/ansible_collections/baton
