@@ -32,8 +32,9 @@ UNKNOWN = 'unknown'
 FAILED_STATES = (EXITED, CRASH_LOOP, STOPPED, UNKNOWN)
 
 DEFAULT_LOG_LINES = 20
-# Where the control groups of systemd's units are (cgroup v2, the unified hierarchy).
-CGROUP_ROOT = '/sys/fs/cgroup'
+# Where the control groups of systemd's units are: cgroup v2 (the unified hierarchy), else the
+# hybrid layout's unified or name=systemd hierarchy (e.g. in some containers).
+CGROUP_ROOTS = ('/sys/fs/cgroup', '/sys/fs/cgroup/unified', '/sys/fs/cgroup/systemd')
 
 
 class ProcessManagerError(Exception):
@@ -247,17 +248,23 @@ class Systemd(ProcessManager):
         self._check(['systemctl', 'enable', unit])
         self._check(['systemctl', 'restart', unit])
 
-    def pids(self, unit, cgroup_root=CGROUP_ROOT):
-        """The processes of ``unit`` (its control group's), e.g. a server and its workers; [] when it runs none."""
-        rc, out, err = self._run(['systemctl', 'show', '-p', 'ControlGroup', '--value', unit])
-        group = out.strip()
-        if rc != 0 or not group:
-            return []
-        try:
-            with open(os.path.join(cgroup_root, group.lstrip('/'), 'cgroup.procs')) as handle:
-                return [int(line) for line in handle.read().split()]
-        except (OSError, ValueError):
-            return []
+    def pids(self, unit, cgroup_roots=CGROUP_ROOTS):
+        """The processes of ``unit``: its control group's (a server and its workers), else its main process.
+
+        The control group is read where cgroup v2 puts it, else where a hybrid (v1) layout does; [] when the
+        unit runs nothing.
+        """
+        rc, out, err = self._run(['systemctl', 'show', '-p', 'ControlGroup,MainPID', unit])
+        props = dict(line.partition('=')[::2] for line in out.splitlines()) if rc == 0 else {}
+        group = props.get('ControlGroup', '').strip().lstrip('/')
+        for root in cgroup_roots if group else ():
+            try:
+                with open(os.path.join(root, group, 'cgroup.procs')) as handle:
+                    return [int(line) for line in handle.read().split()]
+            except (OSError, ValueError):
+                continue
+        main = _int_or_none(props.get('MainPID', '').strip())
+        return [main] if main else []
 
     def stop(self, unit):
         self._check(['systemctl', 'disable', '--now', unit])

@@ -95,13 +95,21 @@ def test_probe_of_a_port_nobody_listens_on():
 
 
 def test_systemd_pids_come_from_the_units_control_group(tmp_path):
-    group = tmp_path / 'system.slice' / 'baton-shop@2.service'
+    group = tmp_path / 'v2' / 'system.slice' / 'baton-shop@2.service'
     group.mkdir(parents=True)
     (group / 'cgroup.procs').write_text('101\n102\n')
-    runner = FakeRunner({('systemctl', 'show', '-p', 'ControlGroup'): [(0, '/system.slice/baton-shop@2.service\n', '')]})
-    assert Systemd(runner).pids('baton-shop@2.service', cgroup_root=str(tmp_path)) == [101, 102]
-    stopped = FakeRunner({('systemctl', 'show', '-p', 'ControlGroup'): [(0, '\n', '')]})
-    assert Systemd(stopped).pids('baton-shop@1.service', cgroup_root=str(tmp_path)) == []
+    runner = FakeRunner({('systemctl', 'show', '-p', 'ControlGroup,MainPID'): [
+        (0, 'ControlGroup=/system.slice/baton-shop@2.service\nMainPID=101\n', '')]})
+    roots = (str(tmp_path / 'absent'), str(tmp_path / 'v2'))
+    assert Systemd(runner).pids('baton-shop@2.service', cgroup_roots=roots) == [101, 102]
+
+
+def test_systemd_pids_fall_back_to_the_main_process_then_to_none(tmp_path):
+    runner = FakeRunner({('systemctl', 'show', '-p', 'ControlGroup,MainPID'): [
+        (0, 'ControlGroup=/system.slice/baton-shop@2.service\nMainPID=101\n', '')]})
+    assert Systemd(runner).pids('baton-shop@2.service', cgroup_roots=(str(tmp_path),)) == [101]
+    stopped = FakeRunner({('systemctl', 'show', '-p', 'ControlGroup,MainPID'): [(0, 'ControlGroup=\nMainPID=0\n', '')]})
+    assert Systemd(stopped).pids('baton-shop@1.service', cgroup_roots=(str(tmp_path),)) == []
 
 
 # --- the rotation on a shared socket ----------------------------------------------------------------------
