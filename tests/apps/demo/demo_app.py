@@ -23,6 +23,10 @@ Environment variables:
                   seconds: a release that passes its readiness check, then dies (default: unset)
   EXIT_AFTER_SECONDS  exit with status 4 this many seconds after start, ready or not (e.g. while
                   still warming up: a release that dies before it is ready) (default: unset)
+  LISTEN_FDS, LISTEN_PID, LISTEN_FDNAMES  systemd socket activation (sd_listen_fds): when
+                  LISTEN_FDS >= 1 and LISTEN_PID is unset or this process's pid, fd 3 is a listening
+                  socket shared with the other slot (baton_proxy: none); see "Shared socket" below.
+                  All three are removed from the environment once read (default: unset, no shared socket)
 
 Endpoints (all bodies JSON; every response has X-Release and X-Slot headers):
   /livez          200 while the process answers, even while warming or draining
@@ -32,7 +36,8 @@ Endpoints (all bodies JSON; every response has X-Release and X-Slot headers):
   /slow?ms=N      sleep N ms (capped at 60000) then 200; 400 on a bad N; 503 while warming
   POST /          a write: reads the body (Content-Length), 200 {"release", "slot", "received"};
                   503 while warming
-  /stats          in_flight, served, ready, draining, release, slot, long (not counted itself)
+  /stats          in_flight, served, ready, draining, release, slot, long (not counted itself),
+                  shared_socket ("waiting", "accepting", "closed"; null without one), shared_connections
   /ws             WebSocket: answers each text message with {"release", "slot", "echo"}
   /sse            Server-Sent Events: {"release", "slot", "n"} every SSE_INTERVAL seconds (default 0.5)
 
@@ -43,6 +48,17 @@ stream) when it stops accepting, so that clients reconnect at once to another in
 On SIGTERM/SIGINT: /readyz turns 503, everything else is still served for DRAIN_SECONDS,
 then the listening socket is closed, in-flight requests get up to DRAIN_TIMEOUT to finish,
 and the process exits 0.
+
+Shared socket (LISTEN_FDS): systemd holds one public listening socket and passes it to both
+slots as fd 3. The app serves the same endpoints on it, and on PORT as always (where Baton asks
+/readyz). It accepts on the shared socket only once it is ready and /readyz answers 200: while it
+warms up (or forever, with READYZ_STATUS other than 200) connections wait in the socket's queue
+for a slot that accepts. On SIGTERM/SIGINT it stops accepting on the shared socket at once (it
+closes its copy of fd 3; the socket stays open in systemd and the other slot, which takes the
+queued connections) and long connections end. Each open connection from the shared socket gets
+Connection: close on its next reply; after DRAIN_SECONDS those still idle are closed (never one
+in the middle of a request). In-flight requests then get up to DRAIN_TIMEOUT to finish, PORT
+closes and the process exits 0.
 """
 from __future__ import annotations
 
@@ -62,6 +78,8 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 SLOW_CAP_MS = 60000
+SD_LISTEN_FDS_START = 3  # sd_listen_fds(3): passed sockets start at fd 3
+LISTEN_VARS = ("LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES")
 
 
 def log(msg: str) -> None:
@@ -141,6 +159,19 @@ def load_config(env: dict) -> dict:
     }
 
 
+def listen_fds(env: dict, pid: int) -> int:
+    """How many sockets systemd passed to this process from fd 3 on (0: none, or meant for another).
+
+    As sd_listen_fds(3), except that an unset LISTEN_PID is accepted (a test or a wrapper that
+    cannot know the pid in advance). Raises ConfigError on a malformed value.
+    """
+    count = _int_env(env, "LISTEN_FDS", 0, 65536)
+    listen_pid = _int_env(env, "LISTEN_PID", 1, 2**31 - 1)
+    if not count or listen_pid not in (None, pid):
+        return 0
+    return count
+
+
 class State:
     """Shared, thread-safe view of the instance: warm-up, drain flag and request counters."""
 
@@ -153,6 +184,11 @@ class State:
         self.cond = threading.Condition()  # guards in_flight/served, notified when one finishes
         self.in_flight = 0
         self.served = 0
+        # The shared socket (LISTEN_FDS): None without one, else "waiting" (not accepting yet),
+        # "accepting", "closed". Its open connections: {socket: "idle" | "busy" | "closed"},
+        # "busy" from the first byte of a request to the end of its reply (guarded by cond).
+        self.shared: str | None = None
+        self.shared_conns: dict = {}
 
     def warming(self) -> bool:
         return time.monotonic() - self.started < self.cfg["warmup"]
@@ -176,6 +212,34 @@ class State:
         with self.cond:
             return self.cond.wait_for(lambda: self.in_flight == 0, timeout=timeout)
 
+    def accepts_on_shared_socket(self) -> bool:
+        """Rule 1 of the contract: only once ready, and only if /readyz would answer 200."""
+        return self.status() == "ready" and self.cfg["readyz_status"] == 200
+
+    def close_idle_shared(self) -> int:
+        """Close the shared socket's connections that wait between two requests (keep-alive).
+
+        Reading is shut down, so the handler sees the end of the stream and closes the connection
+        (FIN, not a reset). Skipped: a connection in the middle of a request, or with the first
+        bytes of one already received (it is served, and its reply closes it).
+        """
+        with self.cond:  # also held by SharedServer.shutdown_request: no socket closes under us
+            idle = [conn for conn, use in self.shared_conns.items() if use == "idle" and not _has_input(conn)]
+            for conn in idle:
+                self.shared_conns[conn] = "closed"
+                try:
+                    conn.shutdown(socket.SHUT_RD)
+                except OSError:
+                    pass
+        return len(idle)
+
+
+def _has_input(conn: socket.socket) -> bool:
+    try:
+        return conn.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) != b""
+    except OSError:  # BlockingIOError: nothing received yet
+        return False
+
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive; needs Content-Length on every response
@@ -197,6 +261,25 @@ class Handler(BaseHTTPRequestHandler):
             self.state.end()
 
     do_HEAD = do_GET
+
+    def handle_one_request(self) -> None:
+        conns = self.state.shared_conns if getattr(self.server, "shared", False) else None
+        if conns is None:
+            super().handle_one_request()
+            return
+        try:  # idle (between two requests of a keep-alive connection) until a request starts
+            self.rfile.peek(1)
+        except OSError:
+            self.close_connection = True
+            return
+        with self.state.cond:
+            conns[self.connection] = "busy"
+        try:
+            super().handle_one_request()
+        finally:
+            with self.state.cond:
+                if conns.get(self.connection) == "busy":
+                    conns[self.connection] = "idle"
 
     def do_POST(self) -> None:  # noqa: N802 (http.server naming)
         """A write: the body is read in full and its size answered (503 while warming, as for GET)."""
@@ -225,7 +308,8 @@ class Handler(BaseHTTPRequestHandler):
             self.reply(cfg["readyz_status"] if status == "ready" else 503, {"status": status})
         elif path == "/stats":
             with st.cond:
-                counts = {"in_flight": st.in_flight, "served": st.served, "long": st.long}
+                counts = {"in_flight": st.in_flight, "served": st.served, "long": st.long,
+                          "shared_socket": st.shared, "shared_connections": len(st.shared_conns)}
             self.reply(200, {**counts, "ready": status == "ready", "draining": st.draining.is_set(),
                              "release": cfg["release"], "slot": cfg["slot"]})
         elif path == "/ws":
@@ -362,13 +446,68 @@ class Handler(BaseHTTPRequestHandler):
         if self.state.cfg["access_log"]:
             super().log_message(format, *args)
 
+    def address_string(self) -> str:
+        # A shared socket may be a Unix socket (ListenStream=/run/...): no (host, port) peer.
+        return self.client_address[0] if isinstance(self.client_address, tuple) else "unix"
+
+
+class SharedServer(ThreadingHTTPServer):
+    """Serves the shared socket (fd 3) and tracks its open connections in state.shared_conns."""
+
+    shared = True
+    daemon_threads = True
+    state: State  # set on the subclass built in shared_server()
+
+    def get_request(self):
+        # One socket, several processes: both slots wake up for a connection and one accept()s it.
+        # Non-blocking, the other gets EAGAIN (ignored by socketserver) instead of hanging in
+        # accept() until the next connection, when it could not stop. O_NONBLOCK belongs to the
+        # socket that systemd and both slots share, and systemd clears it each time it starts a
+        # slot (unless the unit says NonBlocking=yes): set it again before every accept().
+        self.socket.setblocking(False)
+        return self.socket.accept()
+
+    def process_request(self, request, client_address) -> None:
+        # Registered in the accept loop, before its thread starts: once shutdown() has returned,
+        # every connection taken from the shared socket is known.
+        with self.state.cond:
+            self.state.shared_conns[request] = "idle"
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request) -> None:
+        with self.state.cond:
+            self.state.shared_conns.pop(request, None)
+            super().shutdown_request(request)
+            self.state.cond.notify_all()
+
+
+def shared_server(handler: type, state: State) -> SharedServer:
+    """The HTTP server for the listening socket that systemd passed as fd 3."""
+    sock = socket.socket(fileno=SD_LISTEN_FDS_START)  # family and type come from the fd
+    try:
+        os.set_inheritable(sock.fileno(), False)  # as sd_listen_fds does (FD_CLOEXEC)
+        if sock.type != socket.SOCK_STREAM or not sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN):
+            raise OSError("not a listening stream socket")
+        cls = type("DemoSharedServer", (SharedServer,), {"address_family": sock.family, "state": state})
+        server = cls(sock.getsockname(), handler, bind_and_activate=False)
+    except OSError:
+        sock.detach()  # leave fd 3 open, as found
+        raise
+    server.socket.close()  # the unbound socket made by the constructor
+    server.socket = sock
+    return server
+
 
 def main(argv: list[str]) -> int:
     if any(a in ("-h", "--help") for a in argv[1:]):
         print(__doc__)
         return 0
+    env = dict(os.environ)
+    for name in LISTEN_VARS:  # as sd_listen_fds(unset_environment=1): not for child processes
+        os.environ.pop(name, None)
     try:
-        cfg = load_config(dict(os.environ))
+        cfg = load_config(env)
+        nfds = listen_fds(env, os.getpid())
     except ConfigError as exc:
         print(f"demo_app: error: {exc}", file=sys.stderr)
         return 2
@@ -385,6 +524,14 @@ def main(argv: list[str]) -> int:
         signal.signal(sig, lambda signum, frame: stop.set())
 
     handler = type("DemoHandler", (Handler,), {"state": state})
+    shared = None
+    if nfds:  # before any other socket: without a socket passed as fd 3, the next one would get fd 3
+        try:
+            shared = shared_server(handler, state)
+        except OSError as exc:
+            print(f"demo_app: error: cannot use fd {SD_LISTEN_FDS_START} (LISTEN_FDS): {exc}", file=sys.stderr)
+            return 1
+        state.shared = "waiting"
     server_cls = type("DemoServer", (ThreadingHTTPServer,), {
         "address_family": socket.AF_INET6 if ":" in cfg["bind"] else socket.AF_INET,
         "daemon_threads": True,  # idle keep-alive connections must not block the exit
@@ -401,12 +548,31 @@ def main(argv: list[str]) -> int:
     threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
                      name="serve", daemon=True).start()
     log(f"release={cfg['release']} slot={cfg['slot']} port={cfg['port']} warmup={cfg['warmup']}")
+    if shared is not None:
+        names = env.get("LISTEN_FDNAMES", "").split(":")[0]
+        log(f"socket: shared socket on fd {SD_LISTEN_FDS_START}{f' ({names})' if names else ''} "
+            f"{shared.socket.getsockname()}{f', {nfds - 1} more fd(s) ignored' if nfds > 1 else ''}: "
+            "accepting on it once ready")
+    elif env.get("LISTEN_FDS"):
+        log(f"socket: LISTEN_PID={env.get('LISTEN_PID')} is another process (this is {os.getpid()}): "
+            f"fd {SD_LISTEN_FDS_START} not used")
 
     # Poll with is_set() rather than stop.wait(): Event.wait holds the event's internal lock at
     # moments when the signal handler (running on this same thread) may need it for set().
     crash_at = state.started + cfg["warmup"] + cfg["crash_after"] if cfg["crash_after"] >= 0 else math.inf
     exit_at = state.started + cfg["exit_after"] if cfg["exit_after"] >= 0 else math.inf
+    not_ready_logged = False
     while not stop.is_set():
+        if shared is not None and state.shared == "waiting":
+            if state.accepts_on_shared_socket():
+                with state.cond:
+                    state.shared = "accepting"
+                threading.Thread(target=shared.serve_forever, kwargs={"poll_interval": 0.05},
+                                 name="serve-shared", daemon=True).start()
+                log(f"socket: accepting on the shared socket (fd {SD_LISTEN_FDS_START}) now that the app is ready")
+            elif state.status() == "ready" and not not_ready_logged:
+                not_ready_logged = True
+                log(f"socket: not accepting on the shared socket: /readyz answers {cfg['readyz_status']}")
         if time.monotonic() >= crash_at:
             log("crashing (CRASH_AFTER_SECONDS)")
             os._exit(1)  # no drain, no cleanup: what a crash looks like to the proxy
@@ -416,6 +582,8 @@ def main(argv: list[str]) -> int:
         time.sleep(0.05)
 
     state.draining.set()
+    if shared is not None:
+        return drain_shared(state, server, shared)
     log(f"draining: readyz=503, still serving for {cfg['drain_seconds']}s")
     time.sleep(cfg["drain_seconds"])
     server.shutdown()  # stop the accept loop...
@@ -430,6 +598,48 @@ def main(argv: list[str]) -> int:
         log("drained: exiting")
     else:
         log(f"drain timeout: exiting with {state.in_flight} request(s) still in flight")
+    return 0
+
+
+def drain_shared(state: State, server: ThreadingHTTPServer, shared: SharedServer) -> int:
+    """SIGTERM with a shared socket: stop accepting on it at once, let its connections go, exit."""
+    cfg, started = state.cfg, time.monotonic()
+    if state.shared == "accepting":
+        shared.shutdown()  # the accept loop ends (within its 50 ms poll)...
+    shared.server_close()  # ...and this copy of fd 3 is closed: systemd and the other slot keep the socket
+    with state.cond:
+        state.shared = "closed"
+        open_conns = len(state.shared_conns)
+    log(f"draining: stopped accepting on the shared socket (fd {SD_LISTEN_FDS_START}), readyz=503: "
+        "its queued connections go to the other slot")
+    state.closing.set()  # long connections end cleanly, their clients reconnect (to the other slot)
+    with state.cond:
+        state.cond.wait_for(lambda: state.long == 0, timeout=2)
+    log(f"draining: waiting up to {cfg['drain_seconds']}s for {open_conns} shared connection(s) to close "
+        "(Connection: close on their next reply)")
+    with state.cond:
+        state.cond.wait_for(lambda: not state.shared_conns,
+                            timeout=max(0.0, started + cfg["drain_seconds"] - time.monotonic()))
+    closed = state.close_idle_shared()
+    with state.cond:
+        pending, still_open = state.in_flight, len(state.shared_conns) - closed
+    log(f"draining: closed {closed} idle shared connection(s), waiting up to {cfg['drain_timeout']}s "
+        f"for {pending} in-flight, {still_open} other shared connection(s)")
+    deadline = time.monotonic() + cfg["drain_timeout"]
+    while True:
+        with state.cond:
+            done = state.cond.wait_for(lambda: state.in_flight == 0 and not state.shared_conns,
+                                       timeout=min(0.1, max(0.0, deadline - time.monotonic())))
+            left = state.in_flight, len(state.shared_conns)
+        if done or time.monotonic() >= deadline:
+            break
+        state.close_idle_shared()  # one that was in a request and kept alive, now idle
+    server.shutdown()
+    server.server_close()
+    if done:
+        log("drained: exiting")
+    else:
+        log(f"drain timeout: exiting with {left[0]} request(s) still in flight, {left[1]} shared connection(s) open")
     return 0
 
 

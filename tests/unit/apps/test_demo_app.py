@@ -4,9 +4,11 @@
 """Tests for tests/apps/demo/demo_app.py: the app runs as a real subprocess on loopback."""
 from __future__ import annotations
 
+import fcntl
 import http.client
 import json
 import os
+import select
 import shutil
 import signal
 import socket
@@ -22,7 +24,18 @@ APP = Path(__file__).resolve().parents[2] / "apps" / "demo" / "demo_app.py"
 # Variables the app reads: never inherit them from the developer's shell.
 APP_VARS = ("PORT", "BIND", "BATON_SLOT", "BATON_RELEASE", "WARMUP_SECONDS",
             "DRAIN_SECONDS", "DRAIN_TIMEOUT", "ACCESS_LOG", "READYZ_STATUS", "EXIT_AT_START",
-            "CRASH_AFTER_SECONDS", "EXIT_AFTER_SECONDS")
+            "CRASH_AFTER_SECONDS", "EXIT_AFTER_SECONDS", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES")
+# Puts the test's listening socket on fd 3, as systemd does, sets LISTEN_PID ("self": this pid, kept
+# by exec; "": unset; else that value) and execs the app: argv fd, listen_pid, script.
+LISTEN_WRAPPER = """import os, sys
+fd, listen_pid, script = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+if fd != 3:
+    os.dup2(fd, 3)
+    os.close(fd)
+if listen_pid:
+    os.environ["LISTEN_PID"] = str(os.getpid()) if listen_pid == "self" else listen_pid
+os.execv(sys.executable, [sys.executable, script])
+"""
 
 
 def free_port() -> int:
@@ -76,11 +89,16 @@ def start_app():
     """Factory: start the app with extra env (and optionally another script path)."""
     procs = []
 
-    def start(script: Path = APP, **env: str) -> App:
+    def start(script: Path = APP, listener: socket.socket | None = None, listen_pid: str = "self", **env: str) -> App:
+        """listener: passed to the app as fd 3 (set LISTEN_FDS in env for the app to use it)."""
         port = free_port()
         started = time.monotonic()
+        argv, pass_fds = [sys.executable, str(script)], ()
+        if listener is not None:
+            argv = [sys.executable, "-c", LISTEN_WRAPPER, str(listener.fileno()), listen_pid, str(script)]
+            pass_fds = (listener.fileno(),)
         proc = subprocess.Popen(
-            [sys.executable, str(script)], env=clean_env(PORT=str(port), **env),
+            argv, env=clean_env(PORT=str(port), **env), pass_fds=pass_fds,
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
         )
         procs.append(proc)
@@ -316,6 +334,8 @@ def test_access_log_opt_in(start_app):
     ({"PORT": "8000", "EXIT_AT_START": "0"}, "EXIT_AT_START must be between 1 and 255"),
     ({"PORT": "8000", "CRASH_AFTER_SECONDS": "-2"}, "CRASH_AFTER_SECONDS must be a finite number >= 0"),
     ({"PORT": "8000", "EXIT_AFTER_SECONDS": "soon"}, "EXIT_AFTER_SECONDS must be a number"),
+    ({"PORT": "8000", "LISTEN_FDS": "all"}, "LISTEN_FDS must be an integer"),
+    ({"PORT": "8000", "LISTEN_FDS": "1", "LISTEN_PID": "me"}, "LISTEN_PID must be an integer"),
 ])
 def test_invalid_config_exits_2(env, message):
     proc = subprocess.run([sys.executable, str(APP)], env=clean_env(**env),
@@ -452,3 +472,217 @@ def test_server_sent_events_stream_until_the_instance_stops(start_app):
     assert events[0] == {"release": "r9", "slot": "0", "n": 0}
     assert [e["n"] for e in events] == list(range(len(events))) and len(events) >= 3
     assert app.proc.wait(timeout=10) == 0
+
+
+# The shared socket (LISTEN_FDS; baton_proxy: none, docs/socket-mode.md). The test's listening socket
+# plays the one systemd holds: the test keeps its copy open, as systemd does, and can accept on it
+# as the other slot would.
+
+
+@pytest.fixture
+def listener():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(64)
+        sock.settimeout(5)  # accept() in a test: bounded, whatever O_NONBLOCK the app leaves on it
+        yield sock
+
+
+def shared_port(listener: socket.socket) -> int:
+    return listener.getsockname()[1]
+
+
+def raw_get(sock: socket.socket, path: str) -> tuple[int, http.client.HTTPMessage, dict]:
+    """One GET on a raw keep-alive connection: the test sees how the connection ends afterwards."""
+    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    resp = http.client.HTTPResponse(sock)
+    resp.begin()
+    body = json.loads(resp.read())
+    resp.close()
+    return resp.status, resp.headers, body
+
+
+def answered(sock: socket.socket, within: float) -> bool:
+    return bool(select.select([sock], [], [], within)[0])
+
+
+def test_shared_socket_is_not_accepted_on_while_warming(start_app, listener):
+    app = start_app(listener=listener, LISTEN_FDS="1", WARMUP_SECONDS="3")
+    client = socket.create_connection(("127.0.0.1", shared_port(listener)), timeout=10)  # queued by the kernel
+    client.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    # Sent while the app still warms up (it says so on its port): the request waits in the queue...
+    assert app.get("/readyz")[0] == 503
+    assert app.stats()["shared_socket"] == "waiting"
+    assert not answered(client, within=0.2)
+    # ...and is answered once the app is ready: 200, not the 503 a warming app answers.
+    resp = http.client.HTTPResponse(client)
+    resp.begin()
+    assert (resp.status, json.loads(resp.read())["status"]) == (200, "ready")
+    assert time.monotonic() - app.started >= 3
+    assert app.stats()["shared_socket"] == "accepting"
+    client.close()
+
+
+@pytest.mark.parametrize("listen_pid", ["self", ""], ids=["LISTEN_PID", "no-LISTEN_PID"])
+def test_shared_socket_and_port_both_serve_once_ready(start_app, listener, listen_pid):
+    app = start_app(listener=listener, listen_pid=listen_pid, LISTEN_FDS="1", LISTEN_FDNAMES="demo",
+                    BATON_SLOT="2", BATON_RELEASE="r5")
+    wait_for(lambda: app.stats()["shared_socket"] == "accepting")
+    for port in (shared_port(listener), app.port):
+        status, headers, body = request(port, "/")
+        assert (status, body) == (200, {"release": "r5", "slot": "2", "status": "ready"}), port
+        assert headers["X-Slot"] == "2"
+        assert request(port, "/readyz")[0] == 200
+    assert app.stats()["served"] >= 4
+    wait_for(lambda: app.stats()["shared_connections"] == 0)  # the client closed each one
+
+
+def test_never_ready_release_never_accepts_on_the_shared_socket(start_app, listener):
+    app = start_app(listener=listener, LISTEN_FDS="1", READYZ_STATUS="500", DRAIN_SECONDS="0")
+    assert app.get("/readyz")[0] == 500 and app.get("/")[0] == 200  # warm, but /readyz is not 200
+    client = socket.create_connection(("127.0.0.1", shared_port(listener)), timeout=5)
+    client.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert not answered(client, within=0.5)
+    assert app.stats()["shared_socket"] == "waiting"
+    taken, _addr = listener.accept()  # still in the queue: another process (the other slot) takes it
+    taken.close()
+    client.close()
+    app.proc.send_signal(signal.SIGTERM)
+    assert app.proc.wait(timeout=10) == 0
+    err = app.proc.stderr.read()
+    assert "socket: not accepting on the shared socket: /readyz answers 500" in err
+    assert "accepting on the shared socket (fd 3) now" not in err
+
+
+def test_sigterm_hands_the_shared_socket_over(start_app, listener):
+    app = start_app(listener=listener, LISTEN_FDS="1", DRAIN_SECONDS="30", DRAIN_TIMEOUT="10")
+    wait_for(lambda: app.stats()["shared_socket"] == "accepting")
+    keep = socket.create_connection(("127.0.0.1", shared_port(listener)), timeout=10)
+    status, headers, _body = raw_get(keep, "/")
+    assert status == 200 and headers["Connection"] is None  # kept alive
+    result = {}
+    slow = threading.Thread(target=lambda: result.update(r=request(shared_port(listener), "/slow?ms=1000", timeout=10)))
+    slow.start()
+    wait_for(lambda: app.stats()["in_flight"] == 1)
+    app.proc.send_signal(signal.SIGTERM)
+    wait_for(lambda: app.stats()["shared_socket"] == "closed")
+    # The app closed its copy; the socket is still open (here in the test, as in systemd and the
+    # other slot): a new connection is queued and taken by whoever accepts.
+    client = socket.create_connection(("127.0.0.1", shared_port(listener)), timeout=5)
+    taken, _addr = listener.accept()
+    taken.close()
+    client.close()
+    # The kept-alive connection's next request is answered, with Connection: close, then it ends
+    # cleanly (FIN, no reset).
+    status, headers, body = raw_get(keep, "/")
+    assert (status, headers["Connection"], body["status"]) == (200, "close", "draining")
+    assert keep.recv(1) == b""
+    keep.close()
+    slow.join(timeout=10)
+    assert result["r"][0] == 200  # in flight at SIGTERM: finished
+    assert app.proc.wait(timeout=10) == 0
+    lines = app.proc.stderr.read().splitlines()
+    assert "demo_app socket: accepting on the shared socket (fd 3) now that the app is ready" in lines
+    assert any(line.startswith("demo_app draining: stopped accepting on the shared socket (fd 3)") for line in lines)
+    assert lines[-1] == "demo_app drained: exiting"
+
+
+def test_idle_shared_connection_is_closed_after_drain_seconds(start_app, listener):
+    app = start_app(listener=listener, LISTEN_FDS="1", DRAIN_SECONDS="0.5", SSE_INTERVAL="0.1")
+    wait_for(lambda: app.stats()["shared_socket"] == "accepting")
+    idle = socket.create_connection(("127.0.0.1", shared_port(listener)), timeout=10)
+    assert raw_get(idle, "/")[0] == 200
+    events = http.client.HTTPConnection("127.0.0.1", shared_port(listener), timeout=10)
+    events.request("GET", "/sse")
+    stream = events.getresponse()
+    assert stream.readline().startswith(b"data: ")
+    wait_for(lambda: app.stats()["shared_connections"] == 2)
+    t0 = time.monotonic()
+    app.proc.send_signal(signal.SIGTERM)
+    stream.read()  # returns: the event stream ended when the app stopped accepting
+    assert stream.isclosed()
+    events.close()
+    assert idle.recv(1) == b""  # closed (FIN, not a reset) once the grace is over, never before
+    assert time.monotonic() - t0 >= 0.5
+    idle.close()
+    assert app.proc.wait(timeout=10) == 0
+    assert "closed 1 idle shared connection(s)" in app.proc.stderr.read()
+
+
+def test_two_slots_hand_the_shared_socket_over_without_an_error(start_app, listener):
+    # The deploy: slot 1 serves; slot 2 starts (systemd clears O_NONBLOCK on the socket when it
+    # starts a slot, as here), warms up, accepts too; slot 1 gets SIGTERM. Clients on new and on
+    # kept-alive connections see no error, and only slot 2 once slot 1 has exited.
+    old = start_app(listener=listener, LISTEN_FDS="1", BATON_SLOT="1", DRAIN_SECONDS="0.5")
+    wait_for(lambda: old.stats()["shared_socket"] == "accepting")
+    seen, errors, stop = [], [], threading.Event()
+
+    def client(keep_alive: bool) -> None:
+        conn = None
+        for _attempt in range(2000):  # bounded; ends when the test says so
+            if stop.is_set():
+                break
+            try:
+                conn = conn or http.client.HTTPConnection("127.0.0.1", shared_port(listener), timeout=10)
+                conn.request("GET", "/slow?ms=10")
+                resp = conn.getresponse()
+                seen.append((time.monotonic(), resp.status, json.loads(resp.read())["slot"]))
+                if resp.will_close or not keep_alive:
+                    conn.close()
+                    conn = None
+            except (OSError, http.client.HTTPException) as exc:
+                errors.append(repr(exc))
+                conn = None
+        if conn:
+            conn.close()
+
+    clients = [threading.Thread(target=client, args=(keep_alive,)) for keep_alive in (True, True, False, False)]
+    for thread in clients:
+        thread.start()
+    try:
+        wait_for(lambda: len(seen) >= 20)
+        flags = fcntl.fcntl(listener.fileno(), fcntl.F_GETFL)
+        fcntl.fcntl(listener.fileno(), fcntl.F_SETFL, flags & ~os.O_NONBLOCK)
+        new = start_app(listener=listener, LISTEN_FDS="1", BATON_SLOT="2", WARMUP_SECONDS="0.5")
+        wait_for(lambda: new.stats()["shared_socket"] == "accepting")
+        old.proc.send_signal(signal.SIGTERM)
+        assert old.proc.wait(timeout=10) == 0
+        old_exited = time.monotonic()
+        count = len(seen)
+        wait_for(lambda: len(seen) >= count + 20)
+    finally:
+        stop.set()
+        for thread in clients:
+            thread.join(timeout=15)
+    assert errors == []
+    assert {status for _t, status, _slot in seen} == {200}
+    assert {slot for _t, _status, slot in seen} == {"1", "2"}
+    assert {slot for t, _status, slot in seen if t > old_exited} == {"2"}
+
+
+def test_listen_pid_of_another_process_is_ignored(start_app, listener):
+    app = start_app(listener=listener, listen_pid=str(os.getpid()), LISTEN_FDS="1", DRAIN_SECONDS="0")
+    assert app.get("/")[0] == 200
+    stats = app.stats()
+    assert stats["shared_socket"] is None and stats["shared_connections"] == 0
+    client = socket.create_connection(("127.0.0.1", shared_port(listener)), timeout=5)
+    client.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert not answered(client, within=0.5)
+    taken, _addr = listener.accept()  # the app left fd 3 alone
+    taken.close()
+    client.close()
+    app.proc.send_signal(signal.SIGTERM)
+    assert app.proc.wait(timeout=10) == 0
+    assert f"socket: LISTEN_PID={os.getpid()} is another process" in app.proc.stderr.read()
+
+
+def test_no_socket_on_fd_3_exits_1():
+    proc = subprocess.run([sys.executable, str(APP)], env=clean_env(PORT=str(free_port()), LISTEN_FDS="1"),
+                          capture_output=True, text=True, timeout=10, check=False)
+    assert proc.returncode == 1
+    assert "demo_app: error: cannot use fd 3 (LISTEN_FDS)" in proc.stderr
+
+
+def test_stats_without_a_shared_socket(start_app):
+    stats = start_app().stats()
+    assert stats["shared_socket"] is None and stats["shared_connections"] == 0
