@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import threading
@@ -17,6 +16,7 @@ from ansible_collections.baton.deploy.plugins.module_utils import proxies, rotat
 from ansible_collections.baton.deploy.plugins.module_utils.process_managers import Systemd
 from ansible_collections.baton.deploy.tests.unit.plugins.fake_host import FakeHost
 from ansible_collections.baton.deploy.tests.unit.plugins.module_utils.test_process_managers import FakeRunner
+from ansible_collections.baton.deploy.tests.unit.plugins.module_utils.test_rotation import state, steps
 
 TCP = """  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
    0: 00000000:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 5001 1 0 100 0 0 10 0
@@ -124,16 +124,6 @@ def host(tmp_path):
 
 def deploy(host, release, **kwargs):
     return host.deploy(release, proxy='none', **kwargs)
-
-
-def steps(result_or_events):
-    events = result_or_events['events'] if isinstance(result_or_events, dict) else result_or_events
-    return [(event['step'], event['ok']) for event in events]
-
-
-def state(host):
-    with open(host.state_path) as handle:
-        return json.load(handle)
 
 
 def test_a_deploy_starts_the_next_slot_checks_it_accepts_then_stops_the_old_one(host):
