@@ -16,14 +16,6 @@ from ansible_collections.baton.deploy.tests.unit.plugins.fake_host import PORTS,
 
 
 @pytest.fixture
-def host(tmp_path):
-    host = FakeHost(tmp_path)
-    for release in ('v1', 'v2', 'v3'):
-        host.build(release)
-    return host
-
-
-@pytest.fixture
 def live_v1(host):
     """v1 live on slot 1, as after a first deploy."""
     host.deploy('v1', env={'GREETING': 'one'})

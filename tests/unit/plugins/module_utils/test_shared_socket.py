@@ -14,7 +14,6 @@ import pytest
 
 from ansible_collections.baton.deploy.plugins.module_utils import proxies, rotation, shared_socket
 from ansible_collections.baton.deploy.plugins.module_utils.process_managers import Systemd
-from ansible_collections.baton.deploy.tests.unit.plugins.fake_host import FakeHost
 from ansible_collections.baton.deploy.tests.unit.plugins.module_utils.test_process_managers import FakeRunner
 from ansible_collections.baton.deploy.tests.unit.plugins.module_utils.test_rotation import state, steps
 
@@ -113,14 +112,6 @@ def test_systemd_pids_fall_back_to_the_main_process_then_to_none(tmp_path):
 
 
 # --- the rotation on a shared socket ----------------------------------------------------------------------
-
-@pytest.fixture
-def host(tmp_path):
-    host = FakeHost(tmp_path)
-    for release in ('v1', 'v2', 'v3'):
-        host.build(release)
-    return host
-
 
 def deploy(host, release, **kwargs):
     return host.deploy(release, proxy='none', **kwargs)
