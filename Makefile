@@ -78,8 +78,8 @@ fleet-figures: bootstrap
 	cat tests/output/zero-drop/fleet-figures.json
 
 BENCH_DEPLOYS ?= 20
-BENCH_COMBOS ?= systemd+nginx,systemd+caddy,supervisor+nginx,supervisor+caddy
-BENCH_BASELINES ?= naive,classic
+BENCH_COMBOS ?= systemd+nginx,systemd+caddy,supervisor+nginx,supervisor+caddy,systemd+none
+BENCH_BASELINES ?= naive,classic,reuseport
 BENCH_TLS ?= 0
 bench: bootstrap-toolchain
 	stamp=$(VENV)/.requirements-bench.sha256

@@ -8,11 +8,18 @@
 #   ssh HOST bash -s -- ACTION ARGS < tests/bench/baselines.sh
 # with the demo app already copied to $DIR/demo_app.py.
 #
-#   setup naive|classic WARMUP   units + nginx site for one baseline, release r0 running and ready
+#   setup naive|classic|reuseport WARMUP
+#                                units (and the nginx site) for one baseline, release r0 running
+#                                and ready
 #   naive RELEASE                one instance behind nginx: systemctl restart
 #   classic RELEASE              nginx upstream lists both ports (nginx defaults); restart the
 #                                other instance, poll until it answers anything, stop the old
 #                                one at once (no readiness gate, no drain)
+#   reuseport RELEASE            no proxy: each instance also listens on port 8080 itself with
+#                                SO_REUSEPORT once ready (REUSEPORT_PORT: two sockets, two accept
+#                                queues); start the other instance, poll until its own port answers
+#                                /readyz, then stop the old one (SIGTERM: it closes its socket,
+#                                drains its connections and exits)
 #
 # After a deploy both scripts wait until the app is ready again. That routes nothing: it only
 # makes each deploy start from a healthy app, as Baton's do.
@@ -42,6 +49,15 @@ EnvironmentFile=$DIR/common.env
 EnvironmentFile=$DIR/%i.env
 ExecStart=/usr/bin/python3 $DIR/demo_app.py
 EOF
+    systemctl daemon-reload
+    write_env 1 r0
+    echo 1 >"$DIR/active"
+    if [[ $mode == reuseport ]]; then
+        echo REUSEPORT_PORT=8080 >>"$DIR/common.env"
+        systemctl start bench-app@1
+        wait_ready 1
+        return
+    fi
     servers='server 127.0.0.1:8001;'
     [[ $mode == classic ]] && servers+=' server 127.0.0.1:8002;'
     rm -f /etc/nginx/sites-enabled/*
@@ -52,9 +68,6 @@ server {
     location / { proxy_pass http://bench_baseline; }
 }
 EOF
-    systemctl daemon-reload
-    write_env 1 r0
-    echo 1 >"$DIR/active"
     systemctl start bench-app@1 nginx
     wait_ready 1
 }
@@ -76,6 +89,17 @@ classic() { # release
     systemctl stop "bench-app@$old"
     echo "$new" >"$DIR/active"
     wait_ready "$new"
+}
+
+reuseport() { # release
+    local old new
+    old=$(cat "$DIR/active")
+    new=$((3 - old))
+    write_env "$new" "$1"
+    systemctl start "bench-app@$new"
+    wait_ready "$new"
+    systemctl stop "bench-app@$old"
+    echo "$new" >"$DIR/active"
 }
 
 "$@"

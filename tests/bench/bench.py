@@ -6,13 +6,19 @@
 
 Boots lab hosts (tests/lab/baton_lab.py), then for each scenario deploys the demo app
 (tests/apps/demo) N times in a row while tests/integration/load.py keeps a constant keep-alive load
-plus a stream of slow requests on the proxy, and probes both slot ports every 20 ms:
+plus a stream of slow requests on the public port (the proxy's, or the app's own socket without a
+proxy), and probes both slot ports every 20 ms:
 
 * Baton, once per process manager x proxy combination (one fresh host each); a combination
-  whose deploy is refused by the argument specs (not implemented yet) is skipped with a note;
+  whose deploy is refused by the argument specs (not implemented yet) is skipped with a note.
+  ``systemd+none`` is Baton without a proxy (``baton_proxy: none``): systemd holds the one public
+  socket (port SOCKET_PORT) and passes it to both slots, and the load goes to that port;
 * baseline "naive": one instance behind nginx, ``systemctl restart``;
 * baseline "classic": two instances in one nginx upstream, restart the other, poll until it
-  answers anything, stop the old one at once (tests/bench/baselines.sh, plain shell over SSH).
+  answers anything, stop the old one at once;
+* baseline "reuseport": no proxy, each instance listens on SOCKET_PORT itself with SO_REUSEPORT
+  (two sockets, two accept queues); start the other, poll until it answers /readyz on its own
+  port, stop the old one (SIGTERM) (tests/bench/baselines.sh, plain shell over SSH).
 
 Writes bench-results/<UTC time>/: results.json, results.md (the table), timeline.png, the
 per-request samples (samples-<scenario>.csv.gz) and every deploy's log and task timing.
@@ -23,7 +29,8 @@ per-request samples (samples-<scenario>.csv.gz) and every deploy's log and task 
 
 With --tls, Baton's deploys serve the site as bench.example over HTTPS on port 443 (baton_tls,
 baton_tls_source controller, with a certificate the benchmark makes with openssl), and the load
-connects with SNI and verifies the chain against it. The baselines stay on plain HTTP.
+connects with SNI and verifies the chain against it. The baselines, and systemd+none (no proxy to
+end TLS), stay on plain HTTP.
 """
 from __future__ import annotations
 
@@ -54,19 +61,25 @@ REPO = BENCH.parents[1]
 LAB = [sys.executable, str(REPO / "tests/lab/baton_lab.py")]
 LAB_STATE = Path(os.environ.get("BATON_LAB_STATE", "/var/tmp/baton-lab"))
 APP = REPO / "tests/apps/demo"
-COMBOS = ("systemd+nginx", "systemd+caddy", "supervisor+nginx", "supervisor+caddy")
-BASELINES = {"naive": "baseline: naive restart (1 instance)", "classic": "baseline: classic 2-instance script"}
+COMBOS = ("systemd+nginx", "systemd+caddy", "supervisor+nginx", "supervisor+caddy", "systemd+none")
+BASELINES = {"naive": "baseline: naive restart (1 instance)", "classic": "baseline: classic 2-instance script",
+             "reuseport": "baseline: SO_REUSEPORT, 2 sockets"}
 SLOT_PORTS = [8001, 8002]
 PROXY_PORT = 80
+# Without a proxy (Baton's baton_proxy none, the reuseport baseline) the load goes to the app's own
+# public port: Baton's baton_socket_port (its default), the port baselines.sh gives REUSEPORT_PORT.
+SOCKET_PORT = 8080
 TLS_PORT, TLS_NAME = 443, "bench.example"
 # What ansible-core prints when a role's argument spec refuses a value (e.g. a proxy not yet
 # implemented): such a combination is skipped, any other failure is reported as one.
 NOT_IMPLEMENTED = re.compile(r"must be one of|Validating arguments against arg spec")
-# Figures from the rotation's summary line ("ready after 5.1 s ...; drained 2 in-flight
-# connection(s) of slot 1 in 0.6 s; rotation took 13.9 s.").
+# Figures from the rotation's summary line ("ready after 5.1 s (26 checks), served through the proxy
+# 0.01 s later; drained 2 in-flight connection(s) of slot 1 in 0.6 s; rotation took 13.9 s."; without
+# a proxy "accepting on the shared socket 0.01 s later"). "routed" is optional (older lines).
 SUMMARY = {"ready": re.compile(r"ready after ([\d.]+) s"),
            "drain": re.compile(r"in-flight connection\(s\) of slot \S+ in ([\d.]+) s"),
            "rotation": re.compile(r"rotation took ([\d.]+) s")}
+SUMMARY_ROUTED = re.compile(r"(?:served through the proxy|accepting on the shared socket) (-?[\d.]+) s later")
 # Window of a deploy for the latency split: from its first probe/load event to its last one.
 WINDOW_BEFORE, WINDOW_AFTER = 0.5, 1.0
 # Issue 11's targets: medians per host, repeat deploys; wall ratio against the classic script's median wall.
@@ -112,6 +125,8 @@ class BatonDeploy:
                     str(REPO / "playbooks/deploy.yml"), "--limit", host, "-e", "baton_app=demo",
                     "-e", f"baton_source={APP}", "-e", f"baton_process_manager={manager}",
                     "-e", f"baton_proxy={proxy}", "-e", json.dumps({"baton_env": app_env})]
+        if proxy == "none":
+            self.cmd += ["-e", f"baton_socket_port={SOCKET_PORT}"]
         if tls:
             self.cmd += ["-e", json.dumps({"baton_server_names": [TLS_NAME], "baton_tls": True,
                                            "baton_tls_source": "controller", "baton_tls_certificate": tls["cert"],
@@ -128,13 +143,32 @@ class BatonDeploy:
         result = {"rc": rc, "launched_epoch": started}
         if rc and NOT_IMPLEMENTED.search(text):
             result["not_implemented"] = next(line.strip() for line in text.splitlines() if NOT_IMPLEMENTED.search(line))
-        line = next((line for line in text.splitlines() if " active on slot " in line), "")
-        found = {key: pattern.search(line) for key, pattern in SUMMARY.items()}
-        if all(found.values()):
-            result["summary"] = {key: float(match.group(1)) for key, match in found.items()}
+        summary = parse_summary(next((line for line in text.splitlines() if " active on slot " in line), ""))
+        if summary:
+            result["summary"] = summary
         if timing.exists():
             result["timing"] = json.loads(timing.read_text())
         return result
+
+
+def parse_summary(line: str) -> dict | None:
+    """The figures of a rotation's summary line (None without all of ready, drain and rotation)."""
+    found = {key: pattern.search(line) for key, pattern in SUMMARY.items()}
+    if not all(found.values()):
+        return None
+    summary = {key: float(match.group(1)) for key, match in found.items()}
+    routed = SUMMARY_ROUTED.search(line)
+    if routed:
+        summary["routed"] = float(routed.group(1))
+    return summary
+
+
+def public_port(scenario: str, tls: bool = False) -> int:
+    """The port the load goes to: the app's own socket without a proxy ("...+none", reuseport),
+    else the proxy's (443 with --tls, Baton's combinations with a proxy only)."""
+    if scenario.endswith("+none") or scenario == "reuseport":
+        return SOCKET_PORT
+    return TLS_PORT if tls else PROXY_PORT
 
 
 class BaselineDeploy:
@@ -248,6 +282,7 @@ def analyse(load: Load, deploys: list[dict], origin: float, end: float) -> dict:
     samples = timeline.samples
     codes = Counter(str(s[3]) for s in samples)
     ok = sum(n for code, n in codes.items() if code.startswith("2"))
+    conn_errors = {code: n for code, n in sorted(codes.items()) if code.startswith("conn:")}
     during = [s for s in samples if inside(windows, s[0])]
     latency = {"steady": [], "deploy": []}
     for s in samples:
@@ -270,6 +305,11 @@ def analyse(load: Load, deploys: list[dict], origin: float, end: float) -> dict:
         "ok_pct": rounded(100 * ok / len(samples) if samples else None, 3),
         "codes": dict(sorted(codes.items())),
         "non_2xx": {code: n for code, n in sorted(codes.items()) if not code.startswith("2")},
+        "http_errors": {code: n for code, n in sorted(codes.items())
+                        if not code.startswith("2") and not code.startswith("conn:")},
+        "connection_errors": sum(conn_errors.values()),
+        "connection_errors_by_tag": conn_errors,
+        "client_retries": load.retried,
         "deploy_window_requests": len(during),
         "deploy_window_ok_pct": rounded(100 * sum(1 for s in during if str(s[3]).startswith("2")) / len(during)
                                         if during else None, 3),
@@ -328,12 +368,12 @@ def make_certificate(out: Path) -> dict:
 
 
 def run_scenario(name: str, deploy, addr: str, args: argparse.Namespace, out: Path, origin: float,
-                 tls: dict | None = None) -> dict:
-    """Deploy args.deploys times under load; over HTTPS (SNI TLS_NAME, chain verified) with tls."""
+                 tls: dict | None = None, port: int = PROXY_PORT) -> dict:
+    """Deploy args.deploys times under load on port; over HTTPS (SNI TLS_NAME, chain verified) with tls."""
     https = {}
     if tls:
         https = {"vhost": TLS_NAME, "tls": ssl.create_default_context(cafile=tls["cert"])}
-    load = Load(addr, TLS_PORT if tls else PROXY_PORT, SLOT_PORTS, rate=args.rate, workers=args.workers,
+    load = Load(addr, port, SLOT_PORTS, rate=args.rate, workers=args.workers,
                 slow_workers=args.slow_workers, slow_ms=args.slow_ms, **https)
     load.start()
     deploys = []
@@ -370,7 +410,7 @@ def run_scenario(name: str, deploy, addr: str, args: argparse.Namespace, out: Pa
                 "samples": [(s[1] - origin, s[3]) for s in load.samples if anchor - 5 < s[1] < anchor + 16]}
     for d in deploys:
         d["t0"], d["t1"] = round(d["t0"] - origin, 3), round(d["t1"] - origin, 3)
-    return {"name": name, "summary": summary, "breakdown": task_breakdown(deploys),
+    return {"name": name, "port": port, "summary": summary, "breakdown": task_breakdown(deploys),
             "deploys": [{k: v for k, v in d.items() if k != "timing"} for d in deploys], "plot": plot}
 
 
@@ -393,7 +433,9 @@ def run(args: argparse.Namespace, out: Path) -> list[dict]:
         name, host = f"Baton {combo}", hosts[combo]
         logs = out / "logs" / combo
         logs.mkdir(parents=True)
-        deploy = BatonDeploy(args.lab, host, combo, args.warmup, logs, tls)
+        # No proxy, no TLS: the shared socket is the app's own plain HTTP port.
+        combo_tls = None if combo.endswith("+none") else tls
+        deploy = BatonDeploy(args.lab, host, combo, args.warmup, logs, combo_tls)
         log(f"{name}: first deploy r0 on {host} (sets up the host, not measured)")
         first = deploy("r0")
         if first["rc"]:
@@ -403,13 +445,15 @@ def run(args: argparse.Namespace, out: Path) -> list[dict]:
             log(f"{name}: {note}")
             results.append({"name": name, "skipped": note})
             continue
-        results.append(run_scenario(name, deploy, addrs[host], args, out, origin, tls))
+        results.append(run_scenario(name, deploy, addrs[host], args, out, origin, combo_tls,
+                                    public_port(combo, combo_tls is not None)))
     for mode in args.baselines:
         logs = out / "logs" / mode
         logs.mkdir(parents=True)
         log(f"{BASELINES[mode]}: setting up on {hosts['baseline']}")
         deploy = BaselineDeploy(args.lab, hosts["baseline"], mode, args.warmup, logs)
-        results.append(run_scenario(BASELINES[mode], deploy, addrs[hosts["baseline"]], args, out, origin))
+        results.append(run_scenario(BASELINES[mode], deploy, addrs[hosts["baseline"]], args, out, origin,
+                                    port=public_port(mode)))
     return results
 
 
@@ -422,27 +466,20 @@ def fmt(value, unit: str = "") -> str:
 def table(results: list[dict], args: argparse.Namespace) -> str:
     rows = [f"{args.deploys} deploys per scenario, load {args.workers} keep-alive workers at {args.rate} req/s "
             f"on / plus {args.slow_workers} back-to-back /slow?ms={args.slow_ms}, WARMUP_SECONDS={args.warmup}"
-            + (f"; Baton over HTTPS (https://{TLS_NAME}:{TLS_PORT}/, TLS with SNI), the baselines over HTTP."
-               if args.tls else "."),
+            + (f"; Baton over HTTPS (https://{TLS_NAME}:{TLS_PORT}/, TLS with SNI), the baselines and Baton "
+               "without a proxy over HTTP." if args.tls else ".")
+            + f" Port: where the load goes ({PROXY_PORT}: the proxy; {SOCKET_PORT}: the app's own socket, no proxy).",
             "",
-            "| scenario | deploys (failed) | requests (req/s) | 2xx % | 2xx % in deploy windows | non-2xx | p50 / p99 steady (ms) "
+            "| scenario | port | deploys (failed) | requests (req/s) | 2xx % | 2xx % in deploy windows | non-2xx HTTP "
+            "| connection errors | client retries | p50 / p99 steady (ms) "
             "| p50 / p99 deploy (ms) | ready→routed median / max (s) | Baton ready→routed median / max (s) "
             "| overhead median / max (s) | wall median (s) |",
-            "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         if "skipped" in r:
-            rows.append(f"| {r['name']} | {r['skipped']} | | | | | | | | | | |")
+            rows.append(f"| {r['name']} | | {r['skipped']} | | | | | | | | | | | | |")
             continue
-        s, lat = r["summary"], r["summary"]["latency_ms"]
-        non2xx = ", ".join(f"{c}: {n}" for c, n in s["non_2xx"].items()) or "none"
-        rows.append(
-            f"| {r['name']} | {s['deploys']} ({s['failed_deploys']}) | {s['requests']} ({s['rate_per_s']}) "
-            f"| {s['ok_pct']:.3f} | {s['deploy_window_ok_pct']:.3f} "
-            f"| {non2xx} | {fmt(lat['steady_p50'])} / {fmt(lat['steady_p99'])} "
-            f"| {fmt(lat['deploy_p50'])} / {fmt(lat['deploy_p99'])} "
-            f"| {fmt(s['ready_to_routed_s']['median'])} / {fmt(s['ready_to_routed_s']['max'])} "
-            f"| {fmt(s['declared_ready_to_routed_s']['median'])} / {fmt(s['declared_ready_to_routed_s']['max'])} "
-            f"| {fmt(s['overhead_s']['median'])} / {fmt(s['overhead_s']['max'])} | {fmt(s['wall_s']['median'])} |")
+        rows.append(table_row(r))
     classic = next((r["summary"]["wall_s"]["median"] for r in results
                     if "skipped" not in r and r["name"].startswith("baseline: classic")), None)
     rows += ["", "Targets (Baton, medians per host): 2xx = 100.000 %; overhead ≤ 3 s; Baton ready→routed ≤ 0.3 s; "
@@ -450,6 +487,31 @@ def table(results: list[dict], args: argparse.Namespace) -> str:
     rows += [f"- {r['name']}: " + "; ".join(target_checks(r["summary"], classic))
              for r in results if "skipped" not in r and r["name"].startswith("Baton")]
     return "\n".join(rows)
+
+
+def table_row(r: dict) -> str:
+    """One scenario's row of the table. Connection errors: requests that got no HTTP answer (by
+    tag: conn:refused, conn:reset, conn:closed, conn:timeout); client retries: requests resent once
+    on a new connection because a reused keep-alive one was closed before any answer."""
+    s, lat = r["summary"], r["summary"]["latency_ms"]
+    http = s.get("http_errors", {k: v for k, v in s["non_2xx"].items() if not k.startswith("conn:")})
+    by_tag = s.get("connection_errors_by_tag", {k: v for k, v in s["non_2xx"].items() if k.startswith("conn:")})
+    http_text = ", ".join(f"{c}: {n}" for c, n in http.items()) or "none"
+    conn_text = str(sum(by_tag.values())) + (" (" + ", ".join(f"{c[5:]}: {n}" for c, n in by_tag.items()) + ")"
+                                             if by_tag else "")
+    retries = s.get("client_retries", s.get("stale_keepalive_retries"))
+    return (f"| {r['name']} | {fmt(r.get('port'))} | {s['deploys']} ({s['failed_deploys']}) "
+            f"| {s['requests']} ({s['rate_per_s']}) "
+            f"| {fmt(rounded_pct(s['ok_pct']))} | {fmt(rounded_pct(s['deploy_window_ok_pct']))} "
+            f"| {http_text} | {conn_text} | {fmt(retries)} | {fmt(lat['steady_p50'])} / {fmt(lat['steady_p99'])} "
+            f"| {fmt(lat['deploy_p50'])} / {fmt(lat['deploy_p99'])} "
+            f"| {fmt(s['ready_to_routed_s']['median'])} / {fmt(s['ready_to_routed_s']['max'])} "
+            f"| {fmt(s['declared_ready_to_routed_s']['median'])} / {fmt(s['declared_ready_to_routed_s']['max'])} "
+            f"| {fmt(s['overhead_s']['median'])} / {fmt(s['overhead_s']['max'])} | {fmt(s['wall_s']['median'])} |")
+
+
+def rounded_pct(value: float | None) -> str | None:
+    return None if value is None else f"{value:.3f}"
 
 
 def target_checks(s: dict, classic_wall: float | None = None) -> list[str]:
@@ -492,8 +554,8 @@ def main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--deploys", type=int, default=int(os.environ.get("BENCH_DEPLOYS", 20)))
     p.add_argument("--combos", default=",".join(COMBOS),
-                   help="process-manager+proxy combinations, comma-separated (default: all four)")
-    p.add_argument("--baselines", default=",".join(BASELINES), help="naive,classic or empty")
+                   help="process-manager+proxy combinations, comma-separated (default: all five)")
+    p.add_argument("--baselines", default=",".join(BASELINES), help="naive,classic,reuseport or empty")
     p.add_argument("--rate", type=int, default=600, help="requests/s of the constant load on /")
     p.add_argument("--workers", type=int, default=60, help="keep-alive connections of the constant load")
     p.add_argument("--slow-workers", type=int, default=4)
