@@ -27,6 +27,11 @@ Environment variables:
                   LISTEN_FDS >= 1 and LISTEN_PID is unset or this process's pid, fd 3 is a listening
                   socket shared with the other slot (baton_proxy: none); see "Shared socket" below.
                   All three are removed from the environment once read (default: unset, no shared socket)
+  REUSEPORT_PORT  also listen on this port (on BIND), with SO_REUSEPORT, opened only once the app is
+                  ready: each instance has its own socket and accept queue on the same port, the
+                  kernel spreads new connections over them (the benchmark's "reuseport" baseline).
+                  Served and drained as the shared socket below, except that closing it at SIGTERM
+                  closes its queue. Ignored with LISTEN_FDS (default: unset)
 
 Endpoints (all bodies JSON; every response has X-Release and X-Slot headers):
   /livez          200 while the process answers, even while warming or draining
@@ -156,6 +161,7 @@ def load_config(env: dict) -> dict:
         "crash_after": _float_env(env, "CRASH_AFTER_SECONDS", -1.0),
         "exit_after": _float_env(env, "EXIT_AFTER_SECONDS", -1.0),
         "sse_interval": _float_env(env, "SSE_INTERVAL", 0.5) or 0.5,
+        "reuseport_port": _int_env(env, "REUSEPORT_PORT", 1, 65535),
     }
 
 
@@ -455,6 +461,8 @@ class SharedServer(ThreadingHTTPServer):
     """Serves the shared socket (fd 3) and tracks its open connections in state.shared_conns."""
 
     shared = True
+    label = f"the shared socket (fd {SD_LISTEN_FDS_START})"
+    own_socket = False  # True for REUSEPORT_PORT: closing it closes its accept queue too
     daemon_threads = True
     state: State  # set on the subclass built in shared_server()
 
@@ -498,6 +506,24 @@ def shared_server(handler: type, state: State) -> SharedServer:
     return server
 
 
+def reuseport_server(handler: type, state: State) -> SharedServer:
+    """The HTTP server for REUSEPORT_PORT: a socket of this process alone, bound with SO_REUSEPORT."""
+    cfg = state.cfg
+    family = socket.AF_INET6 if ":" in cfg["bind"] else socket.AF_INET
+    cls = type("DemoReuseportServer", (SharedServer,), {"address_family": family, "state": state,
+                                                        "label": f"port {cfg['reuseport_port']} (SO_REUSEPORT)", "own_socket": True,
+                                                        "allow_reuse_address": True, "request_queue_size": 1024})
+    server = cls((cfg["bind"], cfg["reuseport_port"]), handler, bind_and_activate=False)
+    try:
+        server.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        server.server_bind()
+        server.server_activate()
+    except OSError:
+        server.server_close()
+        raise
+    return server
+
+
 def main(argv: list[str]) -> int:
     if any(a in ("-h", "--help") for a in argv[1:]):
         print(__doc__)
@@ -532,6 +558,8 @@ def main(argv: list[str]) -> int:
             print(f"demo_app: error: cannot use fd {SD_LISTEN_FDS_START} (LISTEN_FDS): {exc}", file=sys.stderr)
             return 1
         state.shared = "waiting"
+    elif cfg["reuseport_port"] is not None:
+        state.shared = "waiting"  # the socket is opened once ready
     server_cls = type("DemoServer", (ThreadingHTTPServer,), {
         "address_family": socket.AF_INET6 if ":" in cfg["bind"] else socket.AF_INET,
         "daemon_threads": True,  # idle keep-alive connections must not block the exit
@@ -563,13 +591,20 @@ def main(argv: list[str]) -> int:
     exit_at = state.started + cfg["exit_after"] if cfg["exit_after"] >= 0 else math.inf
     not_ready_logged = False
     while not stop.is_set():
-        if shared is not None and state.shared == "waiting":
+        if state.shared == "waiting":
             if state.accepts_on_shared_socket():
+                if shared is None:  # REUSEPORT_PORT
+                    try:
+                        shared = reuseport_server(handler, state)
+                    except OSError as exc:
+                        print(f"demo_app: error: cannot listen on {cfg['bind']}:{cfg['reuseport_port']} "
+                              f"(REUSEPORT_PORT): {exc}", file=sys.stderr)
+                        return 1
                 with state.cond:
                     state.shared = "accepting"
                 threading.Thread(target=shared.serve_forever, kwargs={"poll_interval": 0.05},
                                  name="serve-shared", daemon=True).start()
-                log(f"socket: accepting on the shared socket (fd {SD_LISTEN_FDS_START}) now that the app is ready")
+                log(f"socket: accepting on {shared.label} now that the app is ready")
             elif state.status() == "ready" and not not_ready_logged:
                 not_ready_logged = True
                 log(f"socket: not accepting on the shared socket: /readyz answers {cfg['readyz_status']}")
@@ -610,8 +645,8 @@ def drain_shared(state: State, server: ThreadingHTTPServer, shared: SharedServer
     with state.cond:
         state.shared = "closed"
         open_conns = len(state.shared_conns)
-    log(f"draining: stopped accepting on the shared socket (fd {SD_LISTEN_FDS_START}), readyz=503: "
-        "its queued connections go to the other slot")
+    log(f"draining: stopped accepting on {shared.label}, readyz=503: "
+        + ("its socket and accept queue are closed" if shared.own_socket else "its queued connections go to the other slot"))
     state.closing.set()  # long connections end cleanly, their clients reconnect (to the other slot)
     with state.cond:
         state.cond.wait_for(lambda: state.long == 0, timeout=2)

@@ -24,7 +24,7 @@ APP = Path(__file__).resolve().parents[2] / "apps" / "demo" / "demo_app.py"
 # Variables the app reads: never inherit them from the developer's shell.
 APP_VARS = ("PORT", "BIND", "BATON_SLOT", "BATON_RELEASE", "WARMUP_SECONDS",
             "DRAIN_SECONDS", "DRAIN_TIMEOUT", "ACCESS_LOG", "READYZ_STATUS", "EXIT_AT_START",
-            "CRASH_AFTER_SECONDS", "EXIT_AFTER_SECONDS", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES")
+            "CRASH_AFTER_SECONDS", "EXIT_AFTER_SECONDS", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "REUSEPORT_PORT")
 # Puts the test's listening socket on fd 3, as systemd does, sets LISTEN_PID ("self": this pid, kept
 # by exec; "": unset; else that value) and execs the app: argv fd, listen_pid, script.
 LISTEN_WRAPPER = """import os, sys
@@ -336,6 +336,7 @@ def test_access_log_opt_in(start_app):
     ({"PORT": "8000", "EXIT_AFTER_SECONDS": "soon"}, "EXIT_AFTER_SECONDS must be a number"),
     ({"PORT": "8000", "LISTEN_FDS": "all"}, "LISTEN_FDS must be an integer"),
     ({"PORT": "8000", "LISTEN_FDS": "1", "LISTEN_PID": "me"}, "LISTEN_PID must be an integer"),
+    ({"PORT": "8000", "REUSEPORT_PORT": "0"}, "REUSEPORT_PORT must be between 1 and 65535"),
 ])
 def test_invalid_config_exits_2(env, message):
     proc = subprocess.run([sys.executable, str(APP)], env=clean_env(**env),
@@ -686,3 +687,43 @@ def test_no_socket_on_fd_3_exits_1():
 def test_stats_without_a_shared_socket(start_app):
     stats = start_app().stats()
     assert stats["shared_socket"] is None and stats["shared_connections"] == 0
+
+
+# REUSEPORT_PORT (the benchmark's "reuseport" baseline): each instance opens its own socket on the
+# port with SO_REUSEPORT once ready, and closes it at SIGTERM.
+
+
+def refused(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except ConnectionRefusedError:
+        return True
+    return False
+
+
+def test_reuseport_port_opens_once_ready_and_closes_at_sigterm(start_app):
+    public = free_port()
+    app = start_app(REUSEPORT_PORT=str(public), WARMUP_SECONDS="1", DRAIN_SECONDS="0.2", BATON_RELEASE="r1")
+    assert refused(public)  # warming up: not listening on it yet
+    wait_for(lambda: app.stats()["shared_socket"] == "accepting")
+    status, _headers, body = request(public, "/")
+    assert (status, body["release"]) == (200, "r1")
+    app.proc.send_signal(signal.SIGTERM)
+    assert app.proc.wait(timeout=10) == 0
+    assert refused(public)
+    err = app.proc.stderr.read()
+    assert f"accepting on port {public} (SO_REUSEPORT) now that the app is ready" in err
+    assert f"stopped accepting on port {public} (SO_REUSEPORT), readyz=503: its socket and accept queue are closed" in err
+
+
+def test_two_instances_listen_on_the_reuseport_port(start_app):
+    public = free_port()
+    apps = [start_app(REUSEPORT_PORT=str(public), BATON_SLOT=slot, DRAIN_SECONDS="0") for slot in ("1", "2")]
+    for app in apps:
+        wait_for(lambda app=app: app.stats()["shared_socket"] == "accepting")
+    # A new connection each time: the kernel spreads them over both sockets (by the client's port).
+    slots = {request(public, "/")[1]["X-Slot"] for _ in range(64)}
+    assert slots == {"1", "2"}
+    apps[0].proc.send_signal(signal.SIGTERM)
+    assert apps[0].proc.wait(timeout=10) == 0
+    assert {request(public, "/")[1]["X-Slot"] for _ in range(16)} == {"2"}
