@@ -48,6 +48,7 @@ class GateProxy:
     # How the rotation's summary line and messages say it (docs/quickstart.md explains the line).
     SERVED = 'served through the proxy'
     NOT_SERVED = 'the proxy did not route to it'
+    BACK_TO = 'The proxy was flipped back to'
 
     def __init__(self, app, ports, probe_url, probe, gate_dir=None, verify_timeout=VERIFY_TIMEOUT, counter=None,
                  processes=None):
@@ -115,6 +116,7 @@ class SharedSocket:
     name = 'none'
     SERVED = 'accepting on the shared socket'
     NOT_SERVED = 'it did not accept on the shared socket'
+    BACK_TO = 'Only the shared socket\'s old slot accepts again:'
 
     def __init__(self, app, ports, probe_url, probe, gate_dir=None, verify_timeout=VERIFY_TIMEOUT, counter=None,
                  processes=None, connections=None):

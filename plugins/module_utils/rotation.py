@@ -360,9 +360,9 @@ class Rotation:
                 now = ('Undoing it failed: %s. The proxy may still route to slot %d; run the deploy again, or a '
                        'rollback, once the cause is fixed.' % ('; '.join(problems), plan.next_slot))
             elif plan.old_slot is not None:
-                now = ('The proxy was flipped back to slot %d (release %s), which kept running, and slot %d was '
-                       'stopped; the state file still records slot %d as active.'
-                       % (plan.old_slot, plan.old_release, plan.next_slot, plan.old_slot))
+                now = ('%s slot %d (release %s), which kept running, and slot %d was stopped; the state file still '
+                       'records slot %d as active.'
+                       % (self.proxy.BACK_TO, plan.old_slot, plan.old_release, plan.next_slot, plan.old_slot))
             else:
                 now = ('There was no previous slot to go back to: slot %d was stopped, so the app is down until a '
                        'release that stays ready is deployed.' % plan.next_slot)

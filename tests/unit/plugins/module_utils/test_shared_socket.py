@@ -196,3 +196,15 @@ def test_the_proxy_none_is_registered_and_needs_the_process_manager():
     front = proxies.proxy('none', 'shop', {1: 8001, 2: 8002}, 'http://127.0.0.1:9090/ready?deep=1', rotation.Probe(),
                           processes=Systemd(FakeRunner({})))
     assert (front.port, front.path, front.location) == (9090, '/ready?deep=1', 'baton-shop.socket')
+
+
+def test_a_release_that_sickens_in_the_watch_window_is_stopped_and_the_old_slot_accepts_alone(host):
+    deploy(host, 'v1')
+    host.build('v2', 'sickens')
+    with pytest.raises(rotation.RotationError) as failure:
+        host.rotation('v2', proxy='none', watch_seconds=10).run()
+    message = str(failure.value)
+    assert 'after the flip it failed 2 checks in a row' in message
+    assert ("Only the shared socket's old slot accepts again: slot 1 (release v1), which kept running, and slot 2 "
+            "was stopped") in message
+    assert host.running() == ['baton-shop@1.service'] and state(host)['active_slot'] == 1
