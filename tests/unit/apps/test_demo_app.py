@@ -722,8 +722,8 @@ def test_two_instances_listen_on_the_reuseport_port(start_app):
     for app in apps:
         wait_for(lambda app=app: app.stats()["shared_socket"] == "accepting")
     # A new connection each time: the kernel spreads them over both sockets (by the client's port).
-    slots = {request(public, "/")[1]["X-Slot"] for _ in range(64)}
+    slots = {request(public, "/")[1]["X-Slot"] for _attempt in range(64)}
     assert slots == {"1", "2"}
     apps[0].proc.send_signal(signal.SIGTERM)
     assert apps[0].proc.wait(timeout=10) == 0
-    assert {request(public, "/")[1]["X-Slot"] for _ in range(16)} == {"2"}
+    assert {request(public, "/")[1]["X-Slot"] for _attempt in range(16)} == {"2"}
