@@ -101,7 +101,8 @@ VALIDATION_TASKS = ("Validating arguments against arg spec", "Validate the input
                     "Validate the app name and slot ports", "Check the release id",
                     "Validate the site's names and settings", "Refuse control characters",
                     "Validate the site's HTTPS settings", "Validate the site's certificate files on the controller",
-                    "Validate the site's static paths")
+                    "Validate the site's static paths", "Refuse the mode without a proxy under supervisor",
+                    "Validate the shared socket's port")
 GOOD = {"baton_release": "v1", "baton_source": "/nonexistent"}
 
 
@@ -117,6 +118,11 @@ BAD_INPUT = [
     ("port-too-big", {"baton_slot2_port": 70000}, "must be two different ports in 1-65535 (got 8001 / 70000)"),
     ("port-not-int", {"baton_slot1_port": "http"},
      "argument 'baton_slot1_port' is of type str and we were unable to convert to int"),
+    # baton_proxy none: supervisor cannot pass the shared socket; the socket's port is not a slot's.
+    ("socket-under-supervisor", {"baton_proxy": "none", "baton_process_manager": "supervisor"},
+     "baton_proxy none needs baton_process_manager systemd"),
+    ("socket-port-is-a-slot-port", {"baton_proxy": "none", "baton_socket_port": 8002},
+     "baton_socket_port must be a port in 1-65535 that is not a slot port (got 8002; slots 8001 / 8002)"),
     ("process-manager-choice", {"baton_process_manager": "runit"},
      "value of baton_process_manager must be one of: systemd, supervisor, got: runit"),
     ("env-not-dict", {"baton_env": ["SECRET=1"]},

@@ -4,7 +4,9 @@
 """The mode without a proxy (baton_proxy: none) on a booted lab host: one socket that systemd holds on
 port 8080, passed to both slots. Under constant load (keep-alive GETs, slow requests in flight, POST
 streams that never resend): deploys, a rollback and a never-ready release, with no request lost, no
-connection error and no client retry. The checks build on each other's deploys, in this file's order."""
+connection error and no client retry. The checks build on each other's deploys, in this file's order.
+That supervisor, or a slot's port as the socket's, is refused before any change is checked without a
+host: tests/unit/test_input_validation.py."""
 from __future__ import annotations
 
 import sys
@@ -115,12 +117,3 @@ def test_maintenance_is_refused_without_a_proxy(host):
     r = run_playbook(host, "maintenance.yml", "-e", "baton_maintenance=true")
     assert r.returncode != 0
     assert "Maintenance mode is not available with baton_proxy none" in r.stdout + r.stderr
-
-
-def test_supervisor_is_refused_before_any_change(host):
-    before = state(host)
-    r = run_playbook(host, "deploy.yml", "-e", "baton_release=v4", "-e", "baton_process_manager=supervisor")
-    assert r.returncode != 0
-    assert "baton_proxy none needs baton_process_manager systemd" in r.stdout + r.stderr
-    assert state(host) == before and not host.file("/etc/supervisor/conf.d/baton-demo-1.conf").exists
-    assert not host.file("/srv/demo/releases/v4").exists
