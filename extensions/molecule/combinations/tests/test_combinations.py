@@ -7,11 +7,7 @@ deploy -> deploy -> rollback under constant load through the proxy with zero non
 restart of the proxy and of the process manager that comes back to the active slot only, a start
 command with '%' that runs as given, a rollback without baton_env that restores the previous
 release's, and what the app can do from inside its running slot (not rewrite its code, not reach
-Caddy's admin API).
-
-Not collected by itself: test_supervisor_nginx.py, test_systemd_caddy.py and test_supervisor_caddy.py
-import these checks, one host each, so that pytest-xdist (`--dist loadfile`, molecule.yml) tests the
-three hosts side by side, each host's checks in this file's order (they build on each other's deploys)."""
+Caddy's admin API)."""
 from __future__ import annotations
 
 import json

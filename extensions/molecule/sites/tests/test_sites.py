@@ -4,11 +4,7 @@
 """Several apps with domain names on one host (nginx + systemd, Caddy + supervisor): each name
 reaches its app, each app has its own files, and deploying, rolling back, breaking the site of or
 putting one app into maintenance never touches the others, under GET load and POST streams on
-every site at once.
-
-Not collected by itself: test_sites_nginx.py and test_sites_caddy.py import these checks, one host
-each, so that pytest-xdist (`--dist loadfile`, molecule.yml) tests the two hosts side by side, each
-host's checks in this file's order (they build on each other's deploys)."""
+every site at once."""
 from __future__ import annotations
 
 import json
