@@ -180,14 +180,20 @@ class Systemd(ProcessManager):
             return ProcessStatus(UNKNOWN, detail=(err or out).strip() or 'systemctl show exited %d' % rc)
         return self.parse_show(out)
 
-    @classmethod
-    def parse_show(cls, text):
-        """A :class:`ProcessStatus` from ``systemctl show -p ...`` output (``Name=value`` lines)."""
+    @staticmethod
+    def show_props(text):
+        """The ``Name=value`` lines of ``systemctl show -p ...`` output, as a dict (values stripped)."""
         props = {}
         for line in text.splitlines():
             key, sep, value = line.partition('=')
             if sep:
                 props[key.strip()] = value.strip()
+        return props
+
+    @classmethod
+    def parse_show(cls, text):
+        """A :class:`ProcessStatus` from ``systemctl show -p ...`` output (``Name=value`` lines)."""
+        props = cls.show_props(text)
         active, sub = props.get('ActiveState', ''), props.get('SubState', '')
         result = props.get('Result', '')
         restarts = _int_or_none(props.get('NRestarts'))
@@ -255,15 +261,15 @@ class Systemd(ProcessManager):
         unit runs nothing.
         """
         rc, out, err = self._run(['systemctl', 'show', '-p', 'ControlGroup,MainPID', unit])
-        props = dict(line.partition('=')[::2] for line in out.splitlines()) if rc == 0 else {}
-        group = props.get('ControlGroup', '').strip().lstrip('/')
+        props = self.show_props(out) if rc == 0 else {}
+        group = props.get('ControlGroup', '').lstrip('/')
         for root in cgroup_roots if group else ():
             try:
                 with open(os.path.join(root, group, 'cgroup.procs')) as handle:
                     return [int(line) for line in handle.read().split()]
             except (OSError, ValueError):
                 continue
-        main = _int_or_none(props.get('MainPID', '').strip())
+        main = _int_or_none(props.get('MainPID'))
         return [main] if main else []
 
     def stop(self, unit):
