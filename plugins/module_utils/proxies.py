@@ -157,7 +157,7 @@ class SharedSocket:
         """
         clock = self.probe.clock
         start = clock()
-        attempts, error = 0, None
+        attempts, error, wrong_answer = 0, None, None
         unit = self._unit(slot)
         while True:
             attempts += 1
@@ -166,10 +166,9 @@ class SharedSocket:
                 elapsed = round(clock() - start, 3)
                 return readiness.ReadinessResult(ready=True, elapsed=elapsed, attempts=attempts, passes=1,
                                                  last_status=status, first_pass_elapsed=elapsed)
-            if mine:
-                error = 'slot %d accepted a connection but answered %s on %s' % (slot, status, self.path)
-            elif error is None or not error.startswith('slot'):
-                error = detail
+            if mine:  # the worst news is kept: the next slot itself answered wrong
+                wrong_answer = 'slot %d accepted a connection but answered %s on %s' % (slot, status, self.path)
+            error = wrong_answer or detail
             if clock() - start >= self.verify_timeout:
                 return readiness.ReadinessResult(ready=False, elapsed=round(clock() - start, 3), attempts=attempts,
                                                  last_status=status, last_error=error)
