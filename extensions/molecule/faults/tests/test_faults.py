@@ -473,13 +473,14 @@ def test_release_that_never_gets_ready_is_never_routed(hosts, tmp_path, cases):
 
 
 # Bounds against a regression to waiting out the readiness timeout, not figures: the wait is given 60 s.
-# Measured figures go to tests/output/faults-fast-failure-<case>.json. The whole deploy (setup, build,
-# start) is not bounded: it takes 20-60 s on a loaded 2-core machine.
+# Measured figures go to tests/output/faults-fast-failure-<case>.json. Only the host's own clock is
+# bounded: the controller's wall times (the whole deploy, the rotation task until its failure is
+# printed) are recorded, not asserted, as they follow the machine's load (32 s was seen for the
+# rotation task in a CI run where three scenarios shared 2 cores, for 11.5 s of waiting on the host).
 FAST_FAIL_TIMEOUT = 60
-# Wall time, rotation task started -> the deploy's failure reported (both hosts): half the readiness
-# timeout, so waiting it out fails the test, while a loaded machine does not (17.3 s was seen on a
-# machine that also ran stray playbooks of an interrupted run; 15 s was the bound before).
-FAST_FAIL_TASKS_BOUND = FAST_FAIL_TIMEOUT / 2
+# On the host: the readiness wait's start -> its failure. Half the readiness timeout, so waiting it out
+# fails the test (the app that dies while warming up dies 10 s after its start: 11.5 s were measured).
+FAST_FAIL_WAIT_BOUND = FAST_FAIL_TIMEOUT / 2
 # On the host: the exit (or the wait's start if later) -> the readiness wait stops. The target is 2 s; the bound
 # leaves room for a loaded machine, where each supervisorctl run (one per check) takes up to 0.7 s.
 FAST_FAIL_DETECT_BOUND = 3
@@ -579,12 +580,12 @@ def test_release_whose_process_dies_fails_fast(hosts, tmp_path, case):
         if case == "dies-while-warming-up":
             assert exited > ready["started"], f"{name(h)}: it died before the wait started: {figures}"
         assert detected - max(exited, ready["started"]) <= FAST_FAIL_DETECT_BOUND, figures
+        assert ready["seconds"] < FAST_FAIL_WAIT_BOUND, figures
         assert (live(h), proxy_fingerprint(h)) == before[name(h)], f"{name(h)}: the proxy or old slot was touched"
         assert_consistent(h)
     output = REPO / "tests" / "output"
     output.mkdir(parents=True, exist_ok=True)
     (output / f"faults-fast-failure-{case}.json").write_text(json.dumps(figures, indent=2))
-    assert tasks < FAST_FAIL_TASKS_BOUND, figures
 
 
 def test_good_deploy_after_a_failed_setting_change_converges(hosts):
