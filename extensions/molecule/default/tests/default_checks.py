@@ -3,9 +3,9 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """The checks of the systemd + nginx scenario on a booted lab host, then deploys under load and rollbacks.
 
-Not collected by itself: test_bookworm.py and test_trixie.py import them, one host each, so that
-pytest-xdist (`--dist loadfile`, molecule.yml) tests the two hosts side by side, each host's checks in
-this file's order (they build on each other's deploys)."""
+Not collected by itself: test_bookworm.py imports them for the scenario's Debian 12 host, so that
+pytest-xdist (`--dist loadfile`, molecule.yml) tests it side by side with the host without a proxy
+(test_socket.py), each host's checks in order (they build on each other's deploys)."""
 from __future__ import annotations
 
 import json

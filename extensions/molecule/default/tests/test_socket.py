@@ -1,12 +1,12 @@
 # Copyright (c) 2026, Baton maintainers
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""The mode without a proxy (baton_proxy: none) on a booted lab host: one socket that systemd holds on
-port 8080, passed to both slots. Under constant load (keep-alive GETs, slow requests in flight, POST
-streams that never resend): deploys, a rollback and a never-ready release, with no request lost, no
-connection error and no client retry. The checks build on each other's deploys, in this file's order.
-That supervisor, or a slot's port as the socket's, is refused before any change is checked without a
-host: tests/unit/test_input_validation.py."""
+"""The mode without a proxy (baton_proxy: none) on the default scenario's Debian 13 host: one socket that
+systemd holds on port 8080, passed to both slots. Under constant load (keep-alive GETs, slow requests in
+flight, POST streams that never resend): deploys, a rollback and a never-ready release, with no request
+lost, no connection error and no client retry; last, the app switches to nginx. The checks build on each
+other's deploys, in this file's order. That supervisor, or a slot's port as the socket's, is refused
+before any change is checked without a host: tests/unit/test_input_validation.py."""
 from __future__ import annotations
 
 import sys
@@ -16,6 +16,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[4] / "tests" / "integration"))
 from molecule_helpers import REPO, address, record_loads, run_playbook, state  # noqa: E402
 
+testinfra_hosts = ["ansible://baton-socket"]
 SOCKET_PORT = 8080
 
 
@@ -62,31 +63,32 @@ def test_systemd_holds_the_socket_and_no_proxy_is_installed(host):
     for proxy in ("nginx", "caddy"):
         assert not host.service(proxy).is_running
         assert not host.file(f"/etc/{proxy}/baton").exists
+    # Converged as the other host: v1 on slot 1, then v2 on slot 2.
     s = state(host)
-    assert s["active_slot"] == 1 and s["slots"]["1"]["release"] == "v1"
-    assert slot_units(host) == {1: True, 2: False}
+    assert s["active_slot"] == 2 and s["slots"]["2"]["release"] == "v2" and s["slots"]["1"]["release"] == "v1"
+    assert slot_units(host) == {1: False, 2: True}
 
 
 def test_the_live_slot_was_given_the_socket_and_accepts_on_it(host):
-    pid = host.check_output("systemctl show -p MainPID --value baton-demo@1")
+    pid = host.check_output("systemctl show -p MainPID --value baton-demo@2")
     environ = host.check_output(f"tr '\\0' '\\n' < /proc/{pid}/environ")
     assert "LISTEN_FDS=1" in environ.splitlines()
     # Any request on the shared port is answered by the live slot (the only one running).
     assert host.check_output(f"curl -s -D - -o /dev/null http://127.0.0.1:{SOCKET_PORT}/ | grep -i ^x-slot") \
-        .strip().lower() == "x-slot: 1"
+        .strip().lower() == "x-slot: 2"
 
 
 def test_deploys_and_a_rollback_under_load_lose_nothing(host):
     with SocketLoad(host) as load:
-        runs = [run_playbook(host, "deploy.yml", "-e", f"baton_release={release}") for release in ("v2", "v3")]
+        runs = [run_playbook(host, "deploy.yml", "-e", f"baton_release={release}") for release in ("v3", "v4")]
         runs.append(run_playbook(host, "rollback.yml"))
     for r in runs:
         assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
     summaries = [line for r in runs for line in r.stdout.splitlines() if "active on slot" in line]
     assert len(summaries) == 3 and all("accepting on the shared socket" in line for line in summaries), summaries
     assert_nothing_lost(load.result)
-    s = state(host)
-    assert s["slots"][str(s["active_slot"])]["release"] == "v2" and s["history"][-1]["action"] == "rollback"
+    s = state(host)  # v3 then v4 deployed, rolled back to v3
+    assert s["slots"][str(s["active_slot"])]["release"] == "v3" and s["history"][-1]["action"] == "rollback"
     assert slot_units(host)[s["active_slot"]] and not slot_units(host)[s["next_slot"]]
 
 
@@ -117,3 +119,23 @@ def test_maintenance_is_refused_without_a_proxy(host):
     r = run_playbook(host, "maintenance.yml", "-e", "baton_maintenance=true")
     assert r.returncode != 0
     assert "Maintenance mode is not available with baton_proxy none" in r.stdout + r.stderr
+
+
+def test_switching_to_a_proxy_stops_the_socket_and_serves_through_the_proxy(host):
+    """Last: the app leaves the mode (baton_proxy: nginx). The deploy sets up nginx, the new slot runs on its
+    own port behind it, and the shared socket is stopped, disabled and removed with the slot that held it."""
+    before = state(host)
+    r = run_playbook(host, "deploy.yml", "-e", "baton_release=v5", "-e", "baton_proxy=nginx")
+    assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
+    s = state(host)
+    assert s["active_slot"] == before["next_slot"] and s["slots"][str(s["active_slot"])]["release"] == "v5"
+    for unit in ("baton-demo.socket", "baton-demo-socket.service"):
+        assert host.run(f"systemctl is-active {unit}").stdout.strip() == "inactive", unit
+        assert not host.file(f"/etc/systemd/system/{unit}").exists, unit
+    assert not host.file("/etc/systemd/system/sockets.target.wants/baton-demo.socket").exists
+    assert "Sockets=" not in host.file("/etc/systemd/system/baton-demo@.service").content_string
+    assert not host.socket(f"tcp://0.0.0.0:{SOCKET_PORT}").is_listening
+    assert not host.socket(f"tcp://:::{SOCKET_PORT}").is_listening
+    assert slot_units(host) == {s["active_slot"]: True, s["next_slot"]: False}
+    assert host.check_output("curl -s -D - -o /dev/null http://127.0.0.1/ | grep -i ^x-slot") \
+        .strip().lower() == f"x-slot: {s['active_slot']}"
