@@ -13,11 +13,16 @@ short_description: Stage, build and put in place a release directory of an app
 version_added: 0.1.0
 description:
   - Builds C(<root>/releases/<release>) in two module runs around the source fetch (C(ansible.builtin.unarchive)
-    or C(ansible.builtin.git) into RV(staging)), as the C(baton.deploy.release) role does.
+    or C(ansible.builtin.git) into RV(staging)), as the C(baton.deploy.release) role does. With O(src), the
+    source tarball from the controller is uploaded and unpacked by the O(state=staged) run itself.
   - O(state=staged) looks for a complete build (its C(.baton-release) marker). When there is one, RV(built) is
     true and there is nothing to do. Otherwise it starts from an empty staging directory
     C(<root>/releases/.<release>.building) owned by the app user (only removed with O(create=false), for a git
     checkout that creates its own directory). A release directory without the marker is refused.
+  - With O(src) (or O(archive)) and O(state=staged), the tarball is unpacked into the new staging directory in
+    the same run, every file and directory owned by the app user with C(u=rwX,g=rX,o=rX). Only regular files and
+    directories inside the release are accepted (no links, devices, absolute paths or C(..)); anything else fails
+    the build and removes the staging directory. When the release is already built, the tarball is left unused.
   - O(state=finished) links the shared paths (C(<root>/shared/<path>)) into the staging directory, runs
     O(build_command) there as the app user (C(runuser), with the user's C(HOME) and a minimal environment),
     gives the tree to root with the app's group (C(chown -R -h root:<user>)), makes it read-only to the app
@@ -68,6 +73,17 @@ options:
     type: list
     elements: str
     default: []
+  src:
+    description:
+      - With O(state=staged), a tarball on the controller (any compression Python's C(tarfile) reads), uploaded by
+        the module's action plugin and unpacked into RV(staging). The C(baton.deploy.source_tarball) lookup makes one
+        from a directory.
+    type: path
+  archive:
+    description:
+      - With O(state=staged), a tarball already on the host, unpacked into RV(staging) as O(src) is. Mutually
+        exclusive with O(src).
+    type: path
 notes:
   - The build command's output is returned (RV(stdout), RV(stderr)) and its last 2000 characters are in the
     failure message.
@@ -76,6 +92,13 @@ seealso:
 """
 
 EXAMPLES = r"""
+- name: Stage release v42 from a directory on the controller, in one run
+  baton.deploy.release_build:
+    root: /srv/shop
+    release: v42
+    user: shop
+    src: "{{ lookup('baton.deploy.source_tarball', 'build/shop') }}"
+
 - name: Stage the build of release v42
   baton.deploy.release_build:
     root: /srv/shop
@@ -119,7 +142,8 @@ staging:
   type: str
   sample: /srv/shop/releases/.v42.building
 files:
-  description: With O(state=finished), how many files and directories were handed to root.
+  description: With O(state=finished), how many files and directories were handed to root; with O(state=staged)
+    and a tarball, how many were unpacked.
   returned: always
   type: int
   sample: 214
@@ -149,6 +173,7 @@ from ansible_collections.baton.deploy.plugins.module_utils.release_build import 
     finish,
     paths,
     stage,
+    unpack,
 )
 
 NOTHING_LIVE = ('Nothing live was touched (the running slot and the proxy are unchanged) and the partial build '
@@ -165,10 +190,19 @@ def main():
             create=dict(type='bool', default=True),
             build_command=dict(type='str', default=''),
             shared_paths=dict(type='list', elements='str', default=[]),
+            src=dict(type='path'),
+            archive=dict(type='path'),
         ),
+        mutually_exclusive=[('src', 'archive')],
         supports_check_mode=True,
     )
     p = module.params
+    if p['src']:
+        module.fail_json(msg='src is uploaded by the action plugin baton.deploy.release_build: call the module by its '
+                             'full name, or give a tarball that is on the host as archive')
+    if p['archive'] and (p['state'] != 'staged' or not p['create']):
+        module.fail_json(msg='archive (or src) goes with state=staged and create=true, which make the staging '
+                             'directory it is unpacked into')
     release = p['release']
     if not release or '/' in release or release in ('.', '..') or release.startswith('.'):
         module.fail_json(msg='release must be a plain directory name, got %r' % (release,))
@@ -185,6 +219,12 @@ def main():
         elif p['state'] == 'staged':
             account = Account.lookup(p['user'])
             result.update(stage(p['root'], release, account, create=p['create'], check_mode=module.check_mode))
+            if p['archive'] and not result['built'] and not module.check_mode:
+                try:
+                    result['files'] = unpack(staging, p['archive'], account)
+                except BuildError:
+                    abandon(p['root'], release)
+                    raise
         else:
             account = Account.lookup(p['user'])
             result.update(finish(p['root'], release, account, shared_paths=p['shared_paths'],

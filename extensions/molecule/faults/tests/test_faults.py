@@ -726,7 +726,7 @@ def test_second_concurrent_deploy_is_refused_at_once(hosts, tmp_path):
         assert holder["owner"] in second.out and "(Deploy with Baton)" in holder["owner"]
     assert "re-run with baton_deploy_force_unlock=true" in second.out
     # Refused at the lock: the second deploy set up, built and started nothing.
-    for task in ("Create the unprivileged app user", "Copy the source directory", ROTATE_TASK):
+    for task in ("Create the unprivileged app user", "Look for an existing build of the release", ROTATE_TASK):
         assert task not in second.out, task
     for h in hosts:
         s = assert_consistent(h, "c1")

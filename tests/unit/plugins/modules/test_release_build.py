@@ -87,3 +87,85 @@ def test_abandoned_removes_the_staging_directory(capsys, root):
 def test_a_release_that_is_not_a_directory_name_is_refused(capsys, root, release):
     rc, out = run_module(capsys, root=root, release=release, user='shop')
     assert rc == 1 and 'plain directory name' in out['msg']
+
+
+def make_tarball(path, members):
+    """A gzip tarball with ``members``: {name: bytes (a file), None (a directory), or a TarInfo type}."""
+    import io
+    import tarfile
+
+    with tarfile.open(str(path), 'w:gz') as archive:
+        for name, content in members.items():
+            info = tarfile.TarInfo(name)
+            if content is None:
+                info.type, info.mode = tarfile.DIRTYPE, 0o700
+                archive.addfile(info)
+            elif isinstance(content, bytes) and content not in (tarfile.SYMTYPE, tarfile.CHRTYPE):
+                info.size, info.mode = len(content), 0o700 if name.endswith('.sh') else 0o600
+                archive.addfile(info, io.BytesIO(content))
+            else:
+                info.type, info.linkname = content, '/etc/passwd'
+                archive.addfile(info)
+    return str(path)
+
+
+def test_staged_with_an_archive_unpacks_it_owned_by_the_app_user(capsys, root, tmp_path):
+    archive = make_tarball(tmp_path / 'src.tar.gz', {'.': None, 'app': None, 'app/main.py': b'print(1)\n',
+                                                     'run.sh': b'#!/bin/sh\n', 'lib/deep/x.txt': b'x'})
+    rc, out = run_module(capsys, root=root, release='v3', user='shop', archive=archive)
+    assert rc == 0 and out['changed'] is True and out['files'] == 4
+    staging = out['staging']
+    with open(os.path.join(staging, 'app', 'main.py')) as handle:
+        assert handle.read() == 'print(1)\n'
+    # u=rwX,g=rX,o=rX whatever the archive said; parents missing from the archive are made too.
+    modes = {name: oct(os.stat(os.path.join(staging, name)).st_mode & 0o7777)
+             for name in ('app', 'app/main.py', 'run.sh', 'lib', 'lib/deep', 'lib/deep/x.txt')}
+    assert modes == {'app': '0o755', 'app/main.py': '0o644', 'run.sh': '0o755', 'lib': '0o755',
+                     'lib/deep': '0o755', 'lib/deep/x.txt': '0o644'}
+    # Already built: the archive is left unused.
+    rc, out = run_module(capsys, root=root, release='v3', user='shop', state='finished')
+    assert rc == 0 and os.path.isfile(os.path.join(root, 'releases', 'v3', 'run.sh'))
+    rc, out = run_module(capsys, root=root, release='v3', user='shop', archive=archive)
+    assert rc == 0 and out['built'] is True and out['changed'] is False and out['files'] == 0
+
+
+@pytest.mark.parametrize('members, reason', [
+    ({'../evil': b'x'}, "'../evil' is not a path inside the release"),
+    ({'/etc/evil': b'x'}, "'/etc/evil' is not a path inside the release"),
+    ({'a/../../evil': b'x'}, "is not a path inside the release"),
+    ({'ok.txt': b'x', 'link': 'SYMTYPE'}, "'link' is not a regular file or a directory"),
+    ({'dev': 'CHRTYPE'}, "'dev' is not a regular file or a directory"),
+])
+def test_an_archive_with_anything_but_files_and_directories_inside_fails_and_leaves_no_staging(
+        capsys, root, tmp_path, members, reason):
+    import tarfile
+
+    members = {name: getattr(tarfile, value) if isinstance(value, str) else value for name, value in members.items()}
+    archive = make_tarball(tmp_path / 'bad.tar.gz', members)
+    rc, out = run_module(capsys, root=root, release='v4', user='shop', archive=archive)
+    assert rc == 1 and out['step'] == 'Unpack the source tarball'
+    assert reason in out['msg'] and out['msg'].startswith("Building release v4 failed at 'Unpack the source tarball'")
+    assert not os.path.exists(out['staging'])
+    assert not os.path.exists(str(tmp_path / 'evil')) and not os.path.exists('/etc/evil')
+
+
+def test_a_corrupt_archive_fails_naming_it(capsys, root, tmp_path):
+    archive = tmp_path / 'broken.tar.gz'
+    archive.write_bytes(b'\x1f\x8b\x08\x00not really gzip')
+    rc, out = run_module(capsys, root=root, release='v5', user='shop', archive=str(archive))
+    assert rc == 1 and out['step'] == 'Unpack the source tarball' and str(archive) in out['msg']
+    assert not os.path.exists(out['staging'])
+
+
+def test_an_archive_goes_only_with_a_staging_directory_to_unpack_into(capsys, root, tmp_path):
+    archive = make_tarball(tmp_path / 'src.tar.gz', {'a.txt': b'a'})
+    rc, out = run_module(capsys, root=root, release='v6', user='shop', archive=archive, create=False)
+    assert rc == 1 and 'goes with state=staged and create=true' in out['msg']
+    rc, out = run_module(capsys, root=root, release='v6', user='shop', src=archive)
+    assert rc == 1 and 'uploaded by the action plugin' in out['msg']
+
+
+def test_check_mode_with_an_archive_unpacks_nothing(capsys, root, tmp_path):
+    archive = make_tarball(tmp_path / 'src.tar.gz', {'a.txt': b'a'})
+    rc, out = run_module(capsys, root=root, release='v7', user='shop', archive=archive, _ansible_check_mode=True)
+    assert rc == 0 and out['changed'] is True and not os.path.exists(out['staging'])
