@@ -15,8 +15,8 @@ from ansible.plugins.action import ActionBase
 
 
 class ActionModule(ActionBase):
-
-    TRANSFERS_FILES = True
+    # TRANSFERS_FILES stays False: it would make a temporary directory on the host for every run, also for
+    # the runs that upload nothing (finished, abandoned, a git source); run() makes one only for src.
 
     def run(self, tmp=None, task_vars=None):
         result = super(ActionModule, self).run(tmp, task_vars)
