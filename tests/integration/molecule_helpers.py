@@ -2,12 +2,15 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 """What the Molecule scenarios' testinfra tests share: the state file, requests through the proxy,
-the collection's playbooks run against the scenario's hosts, and deploys under constant load."""
+the collection's playbooks run against the scenario's hosts, deploys under constant load, and the
+SIGKILL of a rotation at a given step."""
 from __future__ import annotations
 
+import ast
 import contextlib
 import json
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -150,3 +153,77 @@ def record_loads(entry: dict) -> None:
     test = os.environ.get("PYTEST_CURRENT_TEST", "").split(" ")[0]
     with open(out / f"{os.environ.get('MOLECULE_SCENARIO_NAME', 'scenario')}-loads.jsonl", "a") as handle:
         handle.write(json.dumps({"test": test, **entry}) + "\n")
+
+
+def rotation_steps() -> list[str]:
+    """The steps of the rotation engine, in order (``rotation.STEPS``), read from its source: the test
+    runs without the collection on its Python path."""
+    tree = ast.parse((REPO / "plugins" / "module_utils" / "rotation.py").read_text())
+    [steps] = [node.value for node in tree.body if isinstance(node, ast.Assign)
+               and [getattr(target, "id", None) for target in node.targets] == ["STEPS"]]
+    return list(ast.literal_eval(steps))
+
+
+STEPS = rotation_steps()
+# The rotation's journal (baton.deploy.rotate): the step in progress, until the rotation ends.
+JOURNAL = "/var/lib/baton/demo/rotation.json"
+
+
+# Run on a host as `python3 - <journal> <step> <steps> <release> <timeout>`: waits until the journal of the
+# rotation to <release> names <step> or a later one (or is gone after naming an earlier one: the rotation
+# ended between two looks, which only happens for the last step), then SIGKILLs the module that Ansible runs
+# there (`/bin/sh -c '... python3 ... && sleep 0'` and what it started). Prints the step it saw.
+KILL_AT_STEP = r"""
+import json, os, signal, sys, time
+journal, step, steps, release, timeout = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), sys.argv[4], float(sys.argv[5])
+deadline, seen = time.monotonic() + timeout, None
+
+def module_processes():
+    parents = {}
+    for pid in filter(str.isdigit, os.listdir('/proc')):
+        try:
+            with open('/proc/%s/cmdline' % pid, 'rb') as f:
+                cmdline = f.read()
+            with open('/proc/%s/stat' % pid) as f:
+                parents[int(pid)] = (cmdline, int(f.read().rsplit(')', 1)[1].split()[1]))
+        except (OSError, ValueError, IndexError):
+            pass
+    tree = {pid for pid, (cmdline, _parent) in parents.items() if b'sleep 0' in cmdline}
+    while True:
+        more = {pid for pid, (_cmdline, parent) in parents.items() if parent in tree} - tree
+        if not more:
+            return tree
+        tree |= more
+
+while time.monotonic() < deadline:
+    try:
+        with open(journal) as f:
+            entry = json.load(f)
+        now = entry['step'] if entry.get('release') == release else None
+    except (OSError, ValueError, KeyError):
+        now = None
+    if (now in steps and steps.index(now) >= steps.index(step)) or (now is None and seen is not None):
+        for pid in module_processes():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        print(now or 'ended after %s' % seen, flush=True)
+        sys.exit(0)
+    if now in steps:
+        seen = now
+    time.sleep(0.001)
+sys.exit('the rotation to %s never reached the step %s' % (release, step))
+"""
+
+
+def start_rotation_killer(ssh: list[str], step: str, release: str, timeout: float) -> subprocess.Popen:
+    """Start KILL_AT_STEP on a host (``ssh``: the command that reaches it, as root): it SIGKILLs the rotate
+    module of the rotation to ``release`` once its journal names ``step`` or a later one, prints the step it
+    saw and exits 0 (non-zero when the rotation never got there within ``timeout``)."""
+    args = " ".join(shlex.quote(arg) for arg in (JOURNAL, step, json.dumps(STEPS), release, str(timeout)))
+    killer = subprocess.Popen([*ssh, f"python3 - {args}"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    killer.stdin.write(KILL_AT_STEP)
+    killer.stdin.close()
+    return killer

@@ -9,12 +9,17 @@ other's deploys, in this file's order. That supervisor, or a slot's port as the 
 before any change is checked without a host: tests/unit/test_input_validation.py."""
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[4] / "tests" / "integration"))
-from molecule_helpers import REPO, address, record_loads, run_playbook, state  # noqa: E402
+from molecule_helpers import (  # noqa: E402
+    JOURNAL, REPO, address, playbook_cmd, record_loads, run_playbook, start_rotation_killer, state)
 
 testinfra_hosts = ["ansible://baton-socket"]
 SOCKET_PORT = 8080
@@ -119,6 +124,43 @@ def test_maintenance_is_refused_without_a_proxy(host):
     r = run_playbook(host, "maintenance.yml", "-e", "baton_maintenance=true")
     assert r.returncode != 0
     assert "Maintenance mode is not available with baton_proxy none" in r.stdout + r.stderr
+
+
+def test_a_deploy_killed_while_the_old_slot_drains_then_rerun_loses_nothing(host):
+    """SIGKILL of the rotate module on the host and of ansible-playbook while the old slot drains (both
+    slots run and accept on the socket, as in the faults scenario's phase during-drain): no request is
+    lost, status says where the rotation stopped, and a re-run that takes the lock over converges."""
+    before = state(host)
+    ssh = ["ssh", "-i", str(Path.home() / ".cache" / "baton-lab" / "id_ed25519"), "-o", "StrictHostKeyChecking=no",
+           "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", "-o", "BatchMode=yes", f"root@{address(host)}"]
+    with SocketLoad(host) as load:
+        killer = start_rotation_killer(ssh, "drain", "v6", 300)
+        env, cmd = playbook_cmd(host, "-e", "baton_release=v6")
+        with tempfile.TemporaryFile("w+") as output:
+            deploy = subprocess.Popen([*cmd, str(REPO / "playbooks" / "deploy.yml")], env=env, stdout=output,
+                                      stderr=subprocess.STDOUT, text=True, start_new_session=True)
+            try:
+                killed = killer.communicate(timeout=300)
+            finally:
+                os.killpg(deploy.pid, signal.SIGKILL)
+                deploy.wait(timeout=30)
+            output.seek(0)
+            out = output.read()
+        assert killer.returncode == 0, f"{killed[1]}\n{out[-3000:]}"
+        step = killed[0].strip()
+        assert step in ("drain", "stop"), (step, out[-3000:])
+        time.sleep(1)  # both slots accept meanwhile, or only the new one once the old one stopped
+        status = run_playbook(host, "status.yml")
+        rerun = run_playbook(host, "deploy.yml", "-e", "baton_release=v6", "-e", "baton_deploy_force_unlock=true")
+    assert status.returncode == 0, (status.stdout + status.stderr)[-3000:]
+    assert f"was interrupted during the step {step}" in status.stdout, status.stdout[-3000:]
+    assert rerun.returncode == 0, (rerun.stdout + rerun.stderr)[-3000:]
+    assert "Took over the deploy lock" in rerun.stdout
+    assert_nothing_lost(load.result)
+    s = state(host)
+    assert s["active_slot"] == before["next_slot"] and s["slots"][str(s["active_slot"])]["release"] == "v6"
+    assert slot_units(host) == {s["active_slot"]: True, s["next_slot"]: False}
+    assert not host.file(JOURNAL).exists and not host.file("/var/lib/baton/demo/deploy.lock").exists
 
 
 def test_switching_to_a_proxy_stops_the_socket_and_serves_through_the_proxy(host):

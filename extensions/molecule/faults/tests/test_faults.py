@@ -10,11 +10,9 @@ and the state file parses. The tests run in file order (each starts from the pre
 """
 from __future__ import annotations
 
-import ast
 import json
 import os
 import re
-import shlex
 import signal
 import subprocess
 import sys
@@ -27,7 +25,8 @@ import pytest
 import testinfra
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[4] / "tests" / "integration"))
-from molecule_helpers import REPO, STATE, address, constant_load, gate_slot, playbook_cmd  # noqa: E402
+from molecule_helpers import (  # noqa: E402
+    JOURNAL, REPO, STATE, STEPS, address, constant_load, gate_slot, playbook_cmd, start_rotation_killer)
 
 SCENARIO = Path(__file__).resolve().parents[1]
 FAULT_VARS = SCENARIO / "vars" / "faults.yml"
@@ -42,18 +41,6 @@ ADMIN_SOCKET = "/run/caddy-admin/admin.sock"
 ADMIN_CURL = f"curl -s -m 5 --unix-socket {ADMIN_SOCKET} -H 'Host: '"
 
 
-def rotation_steps() -> list[str]:
-    """The steps of the rotation engine, in order (``rotation.STEPS``), read from its source: the test
-    runs without the collection on its Python path."""
-    tree = ast.parse((REPO / "plugins" / "module_utils" / "rotation.py").read_text())
-    [steps] = [node.value for node in tree.body if isinstance(node, ast.Assign)
-               and [getattr(target, "id", None) for target in node.targets] == ["STEPS"]]
-    return list(ast.literal_eval(steps))
-
-
-STEPS = rotation_steps()
-# The rotation's journal (baton.deploy.rotate): the step in progress, until the rotation ends.
-JOURNAL = "/var/lib/baton/demo/rotation.json"
 # The task that runs the rotation (the whole of it: no before-flip hook in these tests but one).
 ROTATE_TASK = "Rotate to the release on the next slot"
 
@@ -229,67 +216,13 @@ def assert_no_drop(load: dict) -> None:
         assert result["non_2xx"] == 0, f"{host}: {result['failures']} {result['codes']}"
 
 
-# Run on a host as `python3 - <journal> <step> <steps> <release> <timeout>`: waits until the journal of the
-# rotation to <release> names <step> or a later one (or is gone after naming an earlier one: the rotation
-# ended between two looks, which only happens for the last step), then SIGKILLs the module that Ansible runs
-# there (`/bin/sh -c '... python3 ... && sleep 0'` and what it started). Prints the step it saw.
-KILL_AT_STEP = r"""
-import json, os, signal, sys, time
-journal, step, steps, release, timeout = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), sys.argv[4], float(sys.argv[5])
-deadline, seen = time.monotonic() + timeout, None
-
-def module_processes():
-    parents = {}
-    for pid in filter(str.isdigit, os.listdir('/proc')):
-        try:
-            with open('/proc/%s/cmdline' % pid, 'rb') as f:
-                cmdline = f.read()
-            with open('/proc/%s/stat' % pid) as f:
-                parents[int(pid)] = (cmdline, int(f.read().rsplit(')', 1)[1].split()[1]))
-        except (OSError, ValueError, IndexError):
-            pass
-    tree = {pid for pid, (cmdline, _parent) in parents.items() if b'sleep 0' in cmdline}
-    while True:
-        more = {pid for pid, (_cmdline, parent) in parents.items() if parent in tree} - tree
-        if not more:
-            return tree
-        tree |= more
-
-while time.monotonic() < deadline:
-    try:
-        with open(journal) as f:
-            entry = json.load(f)
-        now = entry['step'] if entry.get('release') == release else None
-    except (OSError, ValueError, KeyError):
-        now = None
-    if (now in steps and steps.index(now) >= steps.index(step)) or (now is None and seen is not None):
-        for pid in module_processes():
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except OSError:
-                pass
-        print(now or 'ended after %s' % seen, flush=True)
-        sys.exit(0)
-    if now in steps:
-        seen = now
-    time.sleep(0.001)
-sys.exit('the rotation to %s never reached the step %s' % (release, step))
-"""
-
-
 def deploy_killed_at_step(hosts, release: str, step: str, timeout: float = DEPLOY_TIMEOUT) -> dict:
     """Deploy ``release`` on both hosts and SIGKILL, on each host, the rotate module as soon as its journal
     names ``step``; then SIGKILL ansible-playbook (before it could release the lock, as when the controller
     dies). Killing ansible-playbook alone would not stop the module on the host. Returns the step each host's
     module was killed at (by host name)."""
     env, cmd = deploy_cmd(hosts, "-e", f"baton_release={release}")
-    args = " ".join(shlex.quote(arg) for arg in (JOURNAL, step, json.dumps(STEPS), release, str(timeout)))
-    killers = {}
-    for h in hosts:
-        killers[name(h)] = subprocess.Popen([*SSH, f"root@{address(h)}", f"python3 - {args}"], stdin=subprocess.PIPE,
-                                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        killers[name(h)].stdin.write(KILL_AT_STEP)
-        killers[name(h)].stdin.close()
+    killers = {name(h): start_rotation_killer([*SSH, f"root@{address(h)}"], step, release, timeout) for h in hosts}
     with tempfile.TemporaryFile("w+") as output:  # a file, not a pipe: the run never waits for a reader
         proc = subprocess.Popen(cmd, env=env, stdout=output, stderr=subprocess.STDOUT, text=True,
                                 start_new_session=True)
