@@ -139,14 +139,20 @@ def test_a_deploy_killed_while_the_old_slot_drains_then_rerun_loses_nothing(host
         with tempfile.TemporaryFile("w+") as output:
             deploy = subprocess.Popen([*cmd, str(REPO / "playbooks" / "deploy.yml")], env=env, stdout=output,
                                       stderr=subprocess.STDOUT, text=True, start_new_session=True)
-            try:
-                killed = killer.communicate(timeout=300)
+            try:  # until the module is killed, or the deploy ends without reaching the step
+                deadline = time.monotonic() + 300
+                while killer.poll() is None and deploy.poll() is None and time.monotonic() < deadline:
+                    time.sleep(0.01)
             finally:
                 os.killpg(deploy.pid, signal.SIGKILL)
                 deploy.wait(timeout=30)
+                if killer.poll() is None:
+                    killer.kill()
             output.seek(0)
             out = output.read()
-        assert killer.returncode == 0, f"{killed[1]}\n{out[-3000:]}"
+        killer.wait(timeout=30)
+        killed = (killer.stdout.read(), killer.stderr.read())
+        assert killer.returncode == 0, f"the rotate module was not killed: {killed[1]}\n{out[-3000:]}"
         step = killed[0].strip()
         assert step in ("drain", "stop"), (step, out[-3000:])
         time.sleep(1)  # both slots accept meanwhile, or only the new one once the old one stopped
