@@ -172,11 +172,19 @@ JOURNAL = "/var/lib/baton/demo/rotation.json"
 # Run on a host as `python3 - <journal> <step> <steps> <release> <timeout>`: waits until the journal of the
 # rotation to <release> names <step> or a later one (or is gone after naming an earlier one: the rotation
 # ended between two looks, which only happens for the last step), then SIGKILLs the module that Ansible runs
-# there (`/bin/sh -c '... python3 ... && sleep 0'` and what it started). Prints the step it saw.
+# there and what it started. Prints the step it saw. With pipelining, ansible-core 2.19 runs a module as
+# `/bin/sh -c '... python3 ... && sleep 0'`; 2.21 dropped the `sleep 0`: the module is a python3 with no
+# argument (it reads the module on stdin), or the shell that runs one. The killer itself has arguments.
 KILL_AT_STEP = r"""
 import json, os, signal, sys, time
 journal, step, steps, release, timeout = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), sys.argv[4], float(sys.argv[5])
 deadline, seen = time.monotonic() + timeout, None
+
+def is_module(argv):
+    def bare_python(words):
+        return len(words) == 1 and os.path.basename(words[0]).startswith(b'python')
+    return (b'sleep 0' in b' '.join(argv) or bare_python(argv)
+            or (len(argv) == 3 and argv[1] == b'-c' and bare_python(argv[2].split())))
 
 def module_processes():
     parents = {}
@@ -188,7 +196,7 @@ def module_processes():
                 parents[int(pid)] = (cmdline, int(f.read().rsplit(')', 1)[1].split()[1]))
         except (OSError, ValueError, IndexError):
             pass
-    tree = {pid for pid, (cmdline, _parent) in parents.items() if b'sleep 0' in cmdline}
+    tree = {pid for pid, (cmdline, _parent) in parents.items() if is_module(cmdline.split(b'\0')[:-1])}
     while True:
         more = {pid for pid, (_cmdline, parent) in parents.items() if parent in tree} - tree
         if not more:
