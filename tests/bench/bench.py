@@ -301,6 +301,8 @@ def analyse(load: Load, deploys: list[dict], origin: float, end: float) -> dict:
         "requests": len(samples),
         "fast_requests": sum(1 for s in samples if s[2] == "fast"),
         "slow_requests": sum(1 for s in samples if s[2] == "slow"),
+        "fresh_requests": sum(1 for s in samples if s[2] == "fresh"),
+        "fresh_failed": sum(1 for s in samples if s[2] == "fresh" and not str(s[3]).startswith("2")),
         "rate_per_s": rounded(len(samples) / duration if duration else None, 1),
         "ok_pct": rounded(100 * ok / len(samples) if samples else None, 3),
         "codes": dict(sorted(codes.items())),
@@ -374,7 +376,8 @@ def run_scenario(name: str, deploy, addr: str, args: argparse.Namespace, out: Pa
     if tls:
         https = {"vhost": TLS_NAME, "tls": ssl.create_default_context(cafile=tls["cert"])}
     load = Load(addr, port, SLOT_PORTS, rate=args.rate, workers=args.workers,
-                slow_workers=args.slow_workers, slow_ms=args.slow_ms, **https)
+                slow_workers=args.slow_workers, slow_ms=args.slow_ms, fresh_workers=args.fresh_workers,
+                fresh_rate=args.fresh_rate, **https)
     load.start()
     deploys = []
     try:
@@ -468,18 +471,23 @@ def table(results: list[dict], args: argparse.Namespace) -> str:
             f"on / plus {args.slow_workers} back-to-back /slow?ms={args.slow_ms}, WARMUP_SECONDS={args.warmup}"
             + (f"; Baton over HTTPS (https://{TLS_NAME}:{TLS_PORT}/, TLS with SNI), the baselines and Baton "
                "without a proxy over HTTP." if args.tls else ".")
+            + (f" Also {args.fresh_workers} workers at {args.fresh_rate:g} req/s each that open a new connection for "
+               "every GET / (Connection: close, never resent): their failures are in the connection errors, and "
+               "counted apart in the last column." if args.fresh_workers else "")
             + f" Port: where the load goes ({PROXY_PORT}: the proxy; {SOCKET_PORT}: the app's own socket, no proxy).",
             "",
             "| scenario | port | deploys (failed) | requests (req/s) | 2xx % | 2xx % in deploy windows | non-2xx HTTP "
             "| connection errors | client retries | p50 / p99 steady (ms) "
             "| p50 / p99 deploy (ms) | ready→routed median / max (s) | Baton ready→routed median / max (s) "
-            "| overhead median / max (s) | wall median (s) |",
-            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+            "| overhead median / max (s) | wall median (s) |"
+            + (" new-connection GETs failed / sent |" if args.fresh_workers else ""),
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|" + ("---|" if args.fresh_workers else "")]
     for r in results:
         if "skipped" in r:
-            rows.append(f"| {r['name']} | | {r['skipped']} | | | | | | | | | | | | |")
+            rows.append(f"| {r['name']} | | {r['skipped']} | | | | | | | | | | | | |" + (" |" if args.fresh_workers else ""))
             continue
-        rows.append(table_row(r))
+        rows.append(table_row(r) + (f" {r['summary'].get('fresh_failed')} / {r['summary'].get('fresh_requests')} |"
+                                    if args.fresh_workers else ""))
     classic = next((r["summary"]["wall_s"]["median"] for r in results
                     if "skipped" not in r and r["name"].startswith("baseline: classic")), None)
     rows += ["", "Targets (Baton, medians per host): 2xx = 100.000 %; overhead ≤ 3 s; Baton ready→routed ≤ 0.3 s; "
@@ -560,6 +568,9 @@ def main(argv: list[str]) -> int:
     p.add_argument("--workers", type=int, default=60, help="keep-alive connections of the constant load")
     p.add_argument("--slow-workers", type=int, default=4)
     p.add_argument("--slow-ms", type=int, default=2000)
+    p.add_argument("--fresh-workers", type=int, default=int(os.environ.get("BENCH_FRESH", 0)),
+                   help="workers that open a new connection for every GET / (Connection: close), never resent")
+    p.add_argument("--fresh-rate", type=float, default=20.0, help="requests/s of each fresh worker")
     p.add_argument("--warmup", type=float, default=5.0, help="WARMUP_SECONDS of the demo app")
     p.add_argument("--settle", type=float, default=3.0, help="seconds of steady load before and between deploys")
     p.add_argument("--lab", default="bench", help="lab name (tests/lab/baton_lab.py)")

@@ -16,6 +16,10 @@ so each response can be attributed to the instance that served it.
   so some are always in flight;
 * post workers (optional): keep-alive ``POST /`` with a small body at a fixed rate each, never
   resent (a client must not repeat a write it cannot know was not done): any failure counts;
+* fresh workers (optional): ``GET /`` at a fixed rate each, every one on a new connection
+  (``Connection: close``), never resent: they reach the server at the moment an instance stops
+  listening, which keep-alive clients hardly do (a connection left in a closed socket's accept
+  queue is reset);
 * a probe: every 20 ms ``GET /readyz`` on each slot port (new connection each time, closed at
   once), recording only state changes: ``down`` (refused), ``warming``, ``ready``,
   ``draining``, ``timeout``.
@@ -35,7 +39,7 @@ import time
 import urllib.parse
 
 # One row per request: (start, end, kind, status, release). Times are time.monotonic();
-# kind is "fast", "slow" or "post"; status is the HTTP status (int) or an error tag (str).
+# kind is "fast", "slow", "post" or "fresh"; status is the HTTP status (int) or an error tag (str).
 Sample = tuple[float, float, str, "int | str", "str | None"]
 # One row per probe state change: (time, port, state).
 Transition = tuple[float, int, str]
@@ -109,7 +113,8 @@ class Connection:
             self.streams[1].close()
         self.streams, self.used = None, False
 
-    async def send(self, method: str, path: str, body: bytes = b"") -> tuple[int, dict[str, str], bytes]:
+    async def send(self, method: str, path: str, body: bytes = b"",
+                   close: bool = False) -> tuple[int, dict[str, str], bytes]:
         if self.streams is not None and self.streams[0].at_eof():
             # The server closed this idle connection (a proxy reload does): reconnect before
             # sending, as requests/urllib3 and browsers check, rather than write into a closed one.
@@ -119,6 +124,7 @@ class Connection:
         reader, writer = self.streams
         reused, self.used = self.used, True
         length = f"Content-Length: {len(body)}\r\n" if method == "POST" else ""
+        length += "Connection: close\r\n" if close else ""
         try:
             writer.write(f"{method} {path} HTTP/1.1\r\nHost: {self.vhost}\r\nUser-Agent: baton-bench\r\n"
                          f"{length}\r\n".encode() + body)
@@ -140,9 +146,11 @@ class Load:
 
     def __init__(self, host: str, port: int, slot_ports: list[int], *, rate: int, workers: int,
                  slow_workers: int, slow_ms: int, timeout: float = 10.0, vhost: str | None = None,
-                 post_workers: int = 0, post_rate: float = 10.0, tls: ssl.SSLContext | None = None) -> None:
+                 post_workers: int = 0, post_rate: float = 10.0, tls: ssl.SSLContext | None = None,
+                 fresh_workers: int = 0, fresh_rate: float = 20.0) -> None:
         self.host, self.port, self.slot_ports, self.vhost, self.tls = host, port, slot_ports, vhost, tls
         self.post_workers, self.post_interval = post_workers, 1 / post_rate
+        self.fresh_workers, self.fresh_interval = fresh_workers, 1 / fresh_rate
         self.interval = workers / rate
         self.workers, self.slow_workers, self.slow_ms = workers, slow_workers, slow_ms
         self.timeout = timeout
@@ -177,6 +185,8 @@ class Load:
         tasks += [asyncio.create_task(self.slow_worker(i * slow_stagger)) for i in range(self.slow_workers)]
         tasks += [asyncio.create_task(self.post_worker(i * self.post_interval / max(1, self.post_workers)))
                   for i in range(self.post_workers)]
+        tasks += [asyncio.create_task(self.fresh_worker(i * self.fresh_interval / max(1, self.fresh_workers)))
+                  for i in range(self.fresh_workers)]
         tasks += [asyncio.create_task(self.probe(port)) for port in self.slot_ports]
         await self.stopping.wait()
         # Let requests in flight finish (a slow one takes slow_ms), so none is cut off by us.
@@ -190,7 +200,8 @@ class Load:
         answer = b""  # the response's body: a failure's sample quotes it
         for attempt in range(2):
             try:
-                status, headers, answer = await asyncio.wait_for(conn.send(method, path, body), self.timeout)
+                status, headers, answer = await asyncio.wait_for(conn.send(method, path, body, kind == "fresh"),
+                                                                 self.timeout)
             except StaleConnection:
                 if attempt == 0 and method == "GET":
                     self.retried += 1
@@ -223,6 +234,16 @@ class Load:
             due = max(due + self.post_interval, time.monotonic())
             await self.request(conn, "/", "post")
         conn.close()
+
+    async def fresh_worker(self, offset: float) -> None:
+        # A new connection for every request: never reused, so never retried.
+        due = time.monotonic() + offset
+        while not self.stopping.is_set():
+            await asyncio.sleep(max(0.0, due - time.monotonic()))
+            due = max(due + self.fresh_interval, time.monotonic())
+            conn = Connection(self.host, self.port, self.vhost, self.tls)
+            await self.request(conn, "/", "fresh")
+            conn.close()
 
     async def slow_worker(self, offset: float) -> None:
         # Back to back while they take slow_ms; paced at one per slow_ms when they fail fast.

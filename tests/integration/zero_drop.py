@@ -45,18 +45,18 @@ class ConstantLoad:
 
     ``result()`` (after the block) counts every request: {"requests", "non_2xx", "codes", "retried",
     "posts", "posts_lost"}; codes are HTTP statuses or connection errors (``conn:refused``...),
-    ``slow:`` for slow requests and ``post:`` for POSTs (never resent: ``posts_lost`` counts every
-    POST that did not get a 2xx); ``failures`` samples the first non-2xx answers (when, status, the
+    ``slow:`` for slow requests, ``post:`` for POSTs (never resent: ``posts_lost`` counts every
+    POST that did not get a 2xx) and ``fresh:`` for GETs on a new connection each; ``failures`` samples the first non-2xx answers (when, status, the
     upstream and Server headers, the body's start). ``vhost`` is the Host header (the site's name).
     """
 
     def __init__(self, url: str, rate: int = 200, workers: int = 20, slow_ms: int = 1500,
                  slow_workers: int = 3, vhost: str | None = None, post_workers: int = 0,
-                 post_rate: float = 10.0) -> None:
+                 post_rate: float = 10.0, fresh_workers: int = 0) -> None:
         parts = urllib.parse.urlsplit(url)
         self.load = Load(parts.hostname, parts.port or 80, [], rate=rate, workers=workers,
                          slow_workers=slow_workers, slow_ms=slow_ms, vhost=vhost, post_workers=post_workers,
-                         post_rate=post_rate)
+                         post_rate=post_rate, fresh_workers=fresh_workers)
 
     def __enter__(self) -> "ConstantLoad":
         self.load.start()
@@ -68,7 +68,9 @@ class ConstantLoad:
     def result(self) -> dict:
         codes = Counter(("" if kind == "fast" else kind + ":") + str(status)
                         for _start, _end, kind, status, _release in self.load.samples)
-        bad = sum(n for code, n in codes.items() if not code.removeprefix("slow:").removeprefix("post:").startswith("2"))
+        # A kind's prefix off ("slow:200" -> "200", "post:conn:reset" -> "conn:reset"): all but a 2xx is bad.
+        bad = sum(n for code, n in codes.items()
+                  if not (code.split(":", 1)[1] if code.startswith(("slow:", "post:", "fresh:")) else code).startswith("2"))
         posts = [status for _start, _end, kind, status, _release in self.load.samples if kind == "post"]
         # retried: GETs resent once after the server closed an idle keep-alive connection (what
         # every HTTP client does); they are counted once, by their final answer. POSTs never are.

@@ -88,3 +88,34 @@ def test_a_refused_connection_is_sampled_by_its_tag():
     assert result["non_2xx"] == result["requests"] > 0
     assert result["failures"][0]["status"].startswith("conn:")
     assert result["failures"][0]["body"] == "" and result["failures"][0]["upstream"] is None
+
+
+def test_fresh_workers_open_a_new_connection_for_each_request(server):
+    connections = []
+    real = Handler.setup
+
+    def setup(self):  # one call per accepted connection
+        connections.append(self.client_address)
+        real(self)
+
+    Handler.setup = setup
+    try:
+        with ConstantLoad(f"http://127.0.0.1:{server.server_address[1]}", rate=10, workers=1, slow_ms=100,
+                          slow_workers=0, fresh_workers=2) as load:
+            time.sleep(0.6)
+    finally:
+        Handler.setup = real
+    result = load.result()
+    fresh = result["codes"].get("fresh:200", 0)
+    assert fresh >= 10 and result["non_2xx"] == 0 and result["retried"] == 0, result
+    # Each fresh GET had a connection of its own; the keep-alive worker kept one.
+    assert len(connections) >= fresh + 1, (len(connections), result)
+
+
+def test_a_fresh_request_that_is_refused_counts_and_is_never_resent():
+    with ConstantLoad("http://127.0.0.1:9", rate=10, workers=1, slow_ms=100, slow_workers=0,
+                      fresh_workers=1) as load:
+        time.sleep(0.3)
+    result = load.result()
+    refused = {code: n for code, n in result["codes"].items() if code.startswith("fresh:conn:")}
+    assert refused and result["non_2xx"] == result["requests"] and result["retried"] == 0, result
