@@ -33,13 +33,14 @@ class ActionModule(ActionBase):
         source = self._find_needle('files', src)
         if not os.path.isfile(source):
             raise AnsibleActionFail('src %s is not a file on the controller (a tarball is expected)' % source)
-        remote = self._connection._shell.join_path(self._make_tmp_path(), 'source.tar')
-        self._transfer_file(source, remote)
-        self._fixup_perms2((self._connection._shell.tmpdir, remote))
-        args['archive'] = remote
+        tmpdir = self._make_tmp_path()
         try:
+            remote = self._connection._shell.join_path(tmpdir, 'source.tar')
+            self._transfer_file(source, remote)
+            self._fixup_perms2((tmpdir, remote))
+            args['archive'] = remote
             result.update(self._execute_module(module_name='baton.deploy.release_build', module_args=args,
                                                task_vars=task_vars))
         finally:
-            self._remove_tmp_path(self._connection._shell.tmpdir)
+            self._remove_tmp_path(tmpdir)
         return result
