@@ -23,16 +23,17 @@ class ActionModule(ActionBase):
         del tmp  # tmp no longer has any effect
         args = dict(self._task.args)
         src = args.pop('src', None)
+        if src is not None:  # checked in check mode too
+            if args.get('archive'):
+                raise AnsibleActionFail('src and archive are mutually exclusive: src is a tarball on the controller, '
+                                        'archive one already on the host')
+            source = self._find_needle('files', src)
+            if not os.path.isfile(source):
+                raise AnsibleActionFail('src %s is not a file on the controller (a tarball is expected)' % source)
         if src is None or self._task.check_mode:
             result.update(self._execute_module(module_name='baton.deploy.release_build', module_args=args,
                                                task_vars=task_vars))
             return result
-        if args.get('archive'):
-            raise AnsibleActionFail('src and archive are mutually exclusive: src is a tarball on the controller, '
-                                    'archive one already on the host')
-        source = self._find_needle('files', src)
-        if not os.path.isfile(source):
-            raise AnsibleActionFail('src %s is not a file on the controller (a tarball is expected)' % source)
         tmpdir = self._make_tmp_path()
         try:
             remote = self._connection._shell.join_path(tmpdir, 'source.tar')
