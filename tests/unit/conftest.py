@@ -18,6 +18,8 @@ import importlib
 import os
 import sys
 
+import pytest
+
 
 def _collection_importable():
     try:
@@ -53,3 +55,20 @@ def _bootstrap_collection_path():
 
 
 _bootstrap_collection_path()
+
+
+@pytest.fixture
+def ansible_env():
+    """The environment of an ``ansible`` or ``ansible-playbook`` run on localhost that uses this checkout as
+    ``baton.deploy`` (through ``<repo>/.cache/collections/ansible_collections/baton/deploy -> <repo>``)."""
+    repo_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    collections = os.path.join(repo_root, '.cache', 'collections')
+    os.makedirs(os.path.join(collections, 'ansible_collections', 'baton'), exist_ok=True)
+    link = os.path.join(collections, 'ansible_collections', 'baton', 'deploy')
+    if not os.path.lexists(link):
+        try:
+            os.symlink(repo_root, link)
+        except FileExistsError:  # another pytest process created it concurrently
+            pass
+    return dict(os.environ, ANSIBLE_COLLECTIONS_PATH=collections, ANSIBLE_LOCALHOST_WARNING='False',
+                ANSIBLE_INVENTORY_UNPARSED_WARNING='False')

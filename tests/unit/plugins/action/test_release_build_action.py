@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import getpass
 import json
-import os
 import subprocess
 import sys
 import tarfile
@@ -17,7 +16,6 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[4]
 PLAYBOOK = str(Path(sys.executable).parent / "ansible-playbook")
 
 PLAY = """
@@ -47,14 +45,7 @@ PLAY = """
 """
 
 
-def run_play(tmp_path: Path, *extra: str) -> subprocess.CompletedProcess:
-    collections = REPO / ".cache" / "collections"
-    (collections / "ansible_collections" / "baton").mkdir(parents=True, exist_ok=True)
-    link = collections / "ansible_collections" / "baton" / "deploy"
-    if not link.exists():
-        link.symlink_to(REPO)
-    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(collections), ANSIBLE_LOCALHOST_WARNING="False",
-               ANSIBLE_INVENTORY_UNPARSED_WARNING="False")
+def run_play(tmp_path: Path, env: dict, *extra: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [PLAYBOOK, "-c", "local", "-i", "localhost,", str(tmp_path / "play.yml"), *extra,
          "-e", json.dumps({"root": str(tmp_path / "app"), "user": getpass.getuser(),
@@ -78,8 +69,8 @@ def tree(tmp_path):
 
 
 @pytest.mark.skipif(not Path(PLAYBOOK).exists(), reason="ansible not installed next to this python")
-def test_src_is_uploaded_and_unpacked_by_the_staging_run(tree):
-    r = run_play(tree)
+def test_src_is_uploaded_and_unpacked_by_the_staging_run(tree, ansible_env):
+    r = run_play(tree, ansible_env)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     out = json.loads((tree / "out.json").read_text())
     staging = tree / "app" / "releases" / ".v1.building"
@@ -92,8 +83,8 @@ def test_src_is_uploaded_and_unpacked_by_the_staging_run(tree):
 
 
 @pytest.mark.skipif(not Path(PLAYBOOK).exists(), reason="ansible not installed next to this python")
-def test_check_mode_uploads_and_unpacks_nothing(tree):
-    r = run_play(tree, "--check")
+def test_check_mode_uploads_and_unpacks_nothing(tree, ansible_env):
+    r = run_play(tree, ansible_env, "--check")
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert "changed: [localhost]" in r.stdout
     assert list((tree / "app" / "releases").iterdir()) == []

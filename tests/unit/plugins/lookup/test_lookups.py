@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[4]
 PLAYBOOK = str(Path(sys.executable).parent / "ansible-playbook")
 
 PLAY = """
@@ -49,24 +48,17 @@ PLAY = """
 
 
 @pytest.mark.skipif(not Path(PLAYBOOK).exists(), reason="ansible not installed next to this python")
-def test_lookups_in_a_playbook(tmp_path):
+def test_lookups_in_a_playbook(tmp_path, ansible_env):
     (tmp_path / "roles").mkdir()
     (tmp_path / "roles" / "main.yml").write_text("x\n")
     (tmp_path / "app").mkdir()
     (tmp_path / "app" / "app.py").write_text("print(1)\n")
     (tmp_path / "play.yml").write_text(PLAY)
-    collections = REPO / ".cache" / "collections"
-    (collections / "ansible_collections" / "baton").mkdir(parents=True, exist_ok=True)
-    link = collections / "ansible_collections" / "baton" / "deploy"
-    if not link.exists():
-        link.symlink_to(REPO)
-    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(collections), ANSIBLE_LOCALHOST_WARNING="False",
-               ANSIBLE_INVENTORY_UNPARSED_WARNING="False")
     r = subprocess.run([PLAYBOOK, "-c", "local", "-i", "localhost,", str(tmp_path / "play.yml"),
                         "-e", json.dumps({"tree": str(tmp_path), "cache": str(tmp_path / "cache"),
                                           "out": str(tmp_path / "out.json"),
                                           "ansible_python_interpreter": sys.executable})],
-                       env=env, capture_output=True, text=True, timeout=120, check=False)
+                       env=ansible_env, capture_output=True, text=True, timeout=120, check=False)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     out = json.loads((tmp_path / "out.json").read_text())
     assert len(out["digest"]) == 40 and out["again"] == out["digest"]
