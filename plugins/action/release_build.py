@@ -30,18 +30,17 @@ class ActionModule(ActionBase):
             source = self._find_needle('files', src)
             if not os.path.isfile(source):
                 raise AnsibleActionFail('src %s is not a file on the controller (a tarball is expected)' % source)
-        if src is None or self._task.check_mode:
-            result.update(self._execute_module(module_name='baton.deploy.release_build', module_args=args,
-                                               task_vars=task_vars))
-            return result
-        tmpdir = self._make_tmp_path()
+        tmpdir = None
         try:
-            remote = self._connection._shell.join_path(tmpdir, 'source.tar')
-            self._transfer_file(source, remote)
-            self._fixup_perms2((tmpdir, remote))
-            args['archive'] = remote
+            if src is not None and not self._task.check_mode:  # check mode stages nothing to unpack into
+                tmpdir = self._make_tmp_path()
+                remote = self._connection._shell.join_path(tmpdir, 'source.tar')
+                self._transfer_file(source, remote)
+                self._fixup_perms2((tmpdir, remote))
+                args['archive'] = remote
             result.update(self._execute_module(module_name='baton.deploy.release_build', module_args=args,
                                                task_vars=task_vars))
         finally:
-            self._remove_tmp_path(tmpdir)
+            if tmpdir is not None:
+                self._remove_tmp_path(tmpdir)
         return result

@@ -153,7 +153,7 @@ def stage(root, release, account, create=True, check_mode=False, fs=FileSystem):
     return result
 
 
-def unpack(staging, archive, account):
+def unpack(staging, archive, account, fs=FileSystem):
     """Unpack the tarball ``archive`` (any compression ``tarfile`` reads) into the directory ``staging``,
     every entry owned by the app user, with ``u=rwX,g=rX,o=rX`` (as ``unarchive`` with that mode did).
     Only regular files and directories are taken, and only inside ``staging``: a link, a device, an
@@ -161,13 +161,13 @@ def unpack(staging, archive, account):
     filters). Returns the number of entries unpacked."""
     try:
         with tarfile.open(archive, 'r:*') as archive_file:
-            return _unpack_members(archive_file, staging, archive, account)
+            return _unpack_members(archive_file, staging, archive, account, fs)
     except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
         raise BuildError('Unpack the source tarball',
                          '%s: %s' % (archive, _os_error(exc) if isinstance(exc, OSError) else exc))
 
 
-def _unpack_members(archive_file, staging, archive, account):
+def _unpack_members(archive_file, staging, archive, account, fs):
     count = 0
     for member in archive_file:
         parts = [part for part in member.name.split('/') if part not in ('', '.')]
@@ -182,12 +182,12 @@ def _unpack_members(archive_file, staging, archive, account):
         path = staging
         for part in parts[:-1]:  # parents missing from the archive, made as unarchive would
             path = os.path.join(path, part)
-            if not os.path.isdir(path):
-                _make_owned_dir(path, account)
+            if not fs.isdir(path):
+                fs.make_dir(path, 0o755, account.uid, account.gid)
         path = os.path.join(path, parts[-1])
         if member.isdir():
-            if not os.path.isdir(path):
-                _make_owned_dir(path, account)
+            if not fs.isdir(path):
+                fs.make_dir(path, 0o755, account.uid, account.gid)
         else:
             mode = 0o755 if member.mode & 0o111 else 0o644
             source = archive_file.extractfile(member)
@@ -198,12 +198,6 @@ def _unpack_members(archive_file, staging, archive, account):
             os.chown(path, account.uid, account.gid)
         count += 1
     return count
-
-
-def _make_owned_dir(path, account):
-    os.mkdir(path, 0o755)
-    os.chmod(path, 0o755)
-    os.chown(path, account.uid, account.gid)
 
 
 def build_env(account):
