@@ -19,6 +19,9 @@ One readable flow, each step with its bound and its undo next to it::
     drain    the old slot's in-flight requests end (bounded: the rest end with the old slot)
     stop     stop the old slot
     record   write the state file
+    -------- then, in the run that ends the rotation (run_to_the_end), when the play asks for them:
+    prune    remove the old releases (releases.prune)
+    unlock   release the deploy lock, also when the rotation failed
 
 Every step emits an event ``{step, started, seconds, ok, detail}``. A journal next to the state file
 names the step in progress, so that ``status`` reports a rotation that was interrupted (SIGKILL, lost
@@ -39,7 +42,7 @@ import json
 import os
 import time
 
-from ansible_collections.baton.deploy.plugins.module_utils import deploy_state, readiness, slot_env
+from ansible_collections.baton.deploy.plugins.module_utils import deploy_lock, deploy_state, readiness, releases, slot_env
 from ansible_collections.baton.deploy.plugins.module_utils.process_managers import DEFAULT_LOG_LINES, ProcessWatch
 
 JOURNAL_FILE_NAME = 'rotation.json'
@@ -106,6 +109,11 @@ class Settings:
     @property
     def journal_path(self):
         return os.path.join(os.path.dirname(self.state_path), JOURNAL_FILE_NAME)
+
+    @property
+    def lock_path(self):
+        """The deploy lock (baton.deploy.deploy_lock), next to the state file."""
+        return os.path.join(os.path.dirname(self.state_path), deploy_lock.LOCK_FILE_NAME)
 
     def slot_url(self, slot):
         return 'http://127.0.0.1:%d%s' % (self.ports[slot], self.ready_path)
@@ -195,6 +203,34 @@ class Journal:
 
 def _sentence(exc):
     return str(exc).rstrip('.')
+
+
+def run_to_the_end(engine, phase='all', keep_releases=None, lock_token=None):
+    """One run of the rotate module: ``engine.run(phase)`` and, in the run that ends the rotation (phase ``all`` or
+    ``finish``), what a deploy would otherwise spend a module run on each: the old releases pruned (with
+    ``keep_releases``, after a rotation that worked) and the deploy lock held with ``lock_token`` released, whether
+    the rotation worked or not (not in check mode).
+
+    Returns ``(result, error)``: ``error`` is None or the message of the failure; ``result`` has at least the events,
+    plus ``pruned`` and ``unlocked`` (the token released) when they were done, so that the play skips its own
+    tasks for them. An unexpected exception goes through with the lock held: the play's own unlock releases it.
+    """
+    ends = phase != 'prepare'
+    result, error = dict(events=engine.events), None
+    try:
+        result = engine.run(phase)
+        if keep_releases is not None and ends:
+            result['pruned'] = engine.prune(keep_releases, result['state'], result['plan']['release'])
+            result['changed'] = result['changed'] or result['pruned']['changed']
+    except RotationError as exc:
+        error = str(exc)
+    if lock_token is not None and ends and not engine.check_mode:
+        unlock_error = engine.unlock(lock_token)
+        if unlock_error:
+            error = '%s %s' % (error, unlock_error) if error else unlock_error
+        else:
+            result['unlocked'] = lock_token
+    return result, error
 
 
 def describe_journal(entry):
@@ -504,6 +540,38 @@ class Rotation:
                 % (plan.release, plan.next_slot, settings.state_path, exc, plan.next_slot))
         self.recorded = state
         return 'slot %d active with release %s (%s)' % (plan.next_slot, plan.release, settings.state_path)
+
+    # --- after the rotation: what the play would otherwise need a module run each for ----------------
+
+    def prune(self, keep, state, release):
+        """Remove the old releases (all but ``keep`` and those a slot runs or rolls back to); in check mode, say
+        which. Returns what :func:`releases.prune` returns; raises :class:`RotationError`."""
+        settings = self.settings
+        started, start = self.probe.wall_clock(), self.probe.clock()
+        try:
+            pruned = releases.prune(settings.root, keep, state, settings.env_dir, release=release,
+                                    check_mode=self.check_mode)
+        except (OSError, ValueError) as exc:
+            self._event('prune', started, start, False, str(exc))
+            raise RotationError(
+                'Release %s is live on slot %s and recorded, but the old releases under %s could not be removed: '
+                '%s. Fix the cause; the next deploy removes them.'
+                % (release, (state or {}).get('active_slot'), os.path.join(settings.root, 'releases'), _sentence(exc)))
+        self._event('prune', started, start, True, '%s %s' % ('would remove' if self.check_mode else 'removed',
+                                                               ', '.join(pruned['removed']) or 'no release'))
+        return pruned
+
+    def unlock(self, token):
+        """Release the deploy lock held with ``token``. Returns None, or why it was not released."""
+        path = self.settings.lock_path
+        started, start = self.probe.wall_clock(), self.probe.clock()
+        try:
+            released = deploy_lock.release(path, self.settings.app, token=token)['released']
+        except (deploy_lock.LockError, OSError) as exc:
+            self._event('unlock', started, start, False, str(exc))
+            return 'The deploy lock was not released: %s' % _sentence(exc)
+        self._event('unlock', started, start, True, '%s %s' % ('released' if released else 'no lock held at', path))
+        return None
 
     # --- helpers ----------------------------------------------------------------------------------
 

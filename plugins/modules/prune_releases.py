@@ -87,7 +87,6 @@ pinned:
 """
 
 import os
-import shutil
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -98,7 +97,7 @@ from ansible_collections.baton.deploy.plugins.module_utils.deploy_state import (
     load,
     validate_app_name,
 )
-from ansible_collections.baton.deploy.plugins.module_utils.releases import pinned_releases, releases_to_prune
+from ansible_collections.baton.deploy.plugins.module_utils.releases import prune
 from ansible_collections.baton.deploy.plugins.module_utils.slot_env import ENV_DIR_NAME
 
 
@@ -120,29 +119,18 @@ def main():
         module.fail_json(msg=error)
     if p['keep'] < 0:
         module.fail_json(msg='keep must be >= 0, got %d' % p['keep'])
-    releases_dir = os.path.join(p['root'], 'releases')
-    env_dir = p['env_dir'] or os.path.join(DEFAULT_BASE_DIR, p['app'], ENV_DIR_NAME)
     try:
         state, _exists = load(p['path'] or default_path(p['app']), app=p['app'])
     except StateFileError as exc:
         module.fail_json(msg='%s No release was removed.' % exc)
-    links = [os.path.join(p['root'], 'slots', str(slot)) for slot in (1, 2)]
-    pinned = pinned_releases(state, [os.readlink(link) if os.path.islink(link) else None for link in links],
-                             p['release'])
-    releases = []
-    for entry in os.scandir(releases_dir) if os.path.isdir(releases_dir) else []:
-        if not entry.name.startswith('.') and entry.is_dir(follow_symlinks=False):
-            releases.append((entry.name, entry.stat(follow_symlinks=False).st_mtime))
-    removed = releases_to_prune(releases, p['keep'], pinned)
-    remaining = set(name for name, _mtime in releases) - set(removed)
-    stale_envs = [name for name in (os.listdir(env_dir) if os.path.isdir(env_dir) else [])
-                  if name.endswith('.env') and name[:-len('.env')] not in remaining | pinned]
-    if not module.check_mode:
-        for name in removed:
-            shutil.rmtree(os.path.join(releases_dir, name))
-        for name in stale_envs:
-            os.unlink(os.path.join(env_dir, name))
-    module.exit_json(changed=bool(removed or stale_envs), removed=removed, pinned=sorted(pinned))
+    env_dir = p['env_dir'] or os.path.join(DEFAULT_BASE_DIR, p['app'], ENV_DIR_NAME)
+    try:
+        result = prune(p['root'], p['keep'], state, env_dir, release=p['release'], check_mode=module.check_mode)
+    except OSError as exc:
+        module.fail_json(msg='Could not remove the old releases of %s: %s. Fix the cause (the release directories '
+                             'under %s/releases) and run the deploy again.' % (p['app'], exc, p['root']))
+    result.pop('stale_envs')
+    module.exit_json(**result)
 
 
 if __name__ == '__main__':

@@ -148,10 +148,28 @@ options:
     type: float
     default: 30
   state_path:
-    description: The deploy state file. The journal (C(rotation.json)) and the kept environments (C(env/)) are next to it.
+    description:
+      - The deploy state file. The journal (C(rotation.json)), the kept environments (C(env/)) and the deploy lock
+        (C(deploy.lock)) are next to it.
     type: path
+  keep_releases:
+    description:
+      - After a rotation that worked (or found nothing to do), remove the old releases as M(baton.deploy.prune_releases)
+        does with O(baton.deploy.prune_releases#module:keep=keep_releases), in this same run; RV(pruned) says what was
+        removed. In check mode, RV(pruned) says what would be.
+      - Ignored with O(phase=prepare). Not set, nothing is pruned.
+    type: int
+  lock_token:
+    description:
+      - The token of the deploy lock the play took (M(baton.deploy.deploy_lock)). At the end of the rotation, whether it
+        worked or failed, this run releases the lock, and RV(unlocked) returns the token, so that the play needs no
+        module run of its own for it.
+      - Ignored with O(phase=prepare) and in check mode. When the run dies (SIGKILL, lost connection) the lock stays
+        held, and the play's own release of it runs.
+    type: str
 notes:
-  - The deploy lock (M(baton.deploy.deploy_lock)) is not taken here; the play holds it around the build and the rotation.
+  - The deploy lock (M(baton.deploy.deploy_lock)) is not taken here; the play holds it around the build and the rotation,
+    and may hand it to this module to release (O(lock_token)).
 seealso:
   - module: baton.deploy.deploy_state
   - module: baton.deploy.proxy_gate
@@ -287,6 +305,27 @@ deployed:
   returned: with O(action=status)
   type: bool
   sample: true
+pruned:
+  description: With O(keep_releases), the releases removed (or that would be, in check mode) and those that stay whatever their age.
+  returned: with O(keep_releases), when the rotation ended without error
+  type: dict
+  contains:
+    removed:
+      description: The releases removed, sorted by name.
+      type: list
+      elements: str
+      sample: [v36, v37]
+    pinned:
+      description: The releases that stay whatever their age (each slot's, and O(release)), sorted by name.
+      type: list
+      elements: str
+      sample: [v41, v42]
+  sample: {"changed": true, "removed": ["v36"], "pinned": ["v41", "v42"], "stale_envs": ["v36.env"]}
+unlocked:
+  description: With O(lock_token), the token of the deploy lock this run released (also on failure).
+  returned: when the lock was released
+  type: str
+  sample: 3f2a9c0e5b7d1a4f
 interrupted:
   description: What the journal left by an interrupted rotation said when this run started, or null.
   returned: always
@@ -302,10 +341,11 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible.module_utils.common.text.converters import to_native
 
 from ansible_collections.baton.deploy.plugins.module_utils import proxies
+from ansible_collections.baton.deploy.plugins.module_utils.deploy_lock import validate_token
 from ansible_collections.baton.deploy.plugins.module_utils.deploy_state import validate_app_name
 from ansible_collections.baton.deploy.plugins.module_utils.process_managers import process_manager
 from ansible_collections.baton.deploy.plugins.module_utils.readiness import HAS_REQUESTS, REQUESTS_IMPORT_ERROR
-from ansible_collections.baton.deploy.plugins.module_utils.rotation import Probe, Rotation, RotationError, Settings
+from ansible_collections.baton.deploy.plugins.module_utils.rotation import Probe, Rotation, Settings, run_to_the_end
 
 
 def build(module, env):
@@ -376,6 +416,8 @@ def main():
             watch_seconds=dict(type='float', default=0),
             drain_timeout=dict(type='float', default=30),
             state_path=dict(type='path'),
+            keep_releases=dict(type='int'),
+            lock_token=dict(type='str', no_log=False),
         ),
         required_if=[('action', 'deploy', ('release',))],
         supports_check_mode=True,
@@ -386,13 +428,21 @@ def main():
     error = validate_app_name(module.params['app'])
     if error:
         module.fail_json(msg=error)
+    p = module.params
+    if p['keep_releases'] is not None and p['keep_releases'] < 0:
+        module.fail_json(msg='keep_releases must be >= 0, got %d. Nothing was changed.' % p['keep_releases'])
+    error = validate_token(p['lock_token'])
+    if error:
+        module.fail_json(msg='%s. Nothing was changed.' % error.rstrip('.'))
     engine = build(module, env)
-    try:
-        if module.params['action'] == 'status':
-            module.exit_json(**engine.status())
-        result = engine.run(module.params['phase'])
-    except RotationError as exc:
-        module.fail_json(msg=str(exc), events=engine.events, changed=bool(engine.events))
+    if p['action'] == 'status':
+        module.exit_json(**engine.status())
+    result, error = run_to_the_end(engine, p['phase'], keep_releases=p['keep_releases'], lock_token=p['lock_token'])
+    if error:
+        result.pop('diff', None)
+        # Releasing the lock is not a change to the host (as in the play's own unlock task).
+        result.update(changed=any(event['step'] != 'unlock' for event in engine.events))
+        module.fail_json(msg=error, **result)
     diff = result.pop('diff')
     if module._diff:
         result['diff'] = diff

@@ -27,6 +27,8 @@ BARE = {"when", "that", "failed_when", "changed_when", "until"}
 CROSS_ROLE = {
     ("lb_haproxy", "baton_release"): "drain.yml is only run by deploy.yml, with the rotate role (imported, "
     "so its defaults are the play's) and only on the deploy branch of its condition",
+    ("rotate", "baton_keep_releases"): "read only when playbooks/deploy.yml sets __baton_end_in_rotation, in the "
+    "play that imports the release role's prune (so its defaults are the play's)",
 }
 ENV = jinja2.Environment(extensions=["jinja2.ext.do", "jinja2.ext.loopcontrols"])
 

@@ -10,7 +10,7 @@ import os
 
 import pytest
 
-from ansible_collections.baton.deploy.plugins.module_utils import deploy_state, proxy_gate, rotation
+from ansible_collections.baton.deploy.plugins.module_utils import deploy_lock, deploy_state, proxy_gate, rotation
 from ansible_collections.baton.deploy.plugins.module_utils.process_managers import Systemd
 from ansible_collections.baton.deploy.tests.unit.plugins.fake_host import PORTS, FakeHost
 
@@ -497,3 +497,107 @@ def test_the_engine_with_systemd(live_v1):
     engine = host.rotation('v3')
     engine.processes = Systemd(Systemctl(host))
     assert engine.run()['changed'] and host.running() == ['baton-shop@2.service']
+
+
+# --- the end of a rotation: prune and unlock in the same run (run_to_the_end) ----------------------------------
+
+def take_lock(host):
+    path = host.rotation('x').settings.lock_path
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    return deploy_lock.acquire(path, 'shop', 'tester@laptop')['token'], path
+
+
+def releases_on(host):
+    return sorted(os.listdir(os.path.join(host.root, 'app', 'releases')))
+
+
+@pytest.fixture
+def four_releases(live_v1):
+    """v1 live on slot 1; v0, v1, v2, v3 built, v0 the oldest (mtime), so keep=2 leaves the pinned and the newest."""
+    host = live_v1
+    for age, name in enumerate(('v0', 'v1', 'v2', 'v3')):
+        if name != 'v1':
+            host.build(name)
+        os.utime(os.path.join(host.root, 'app', 'releases', name), (1000 + age, 1000 + age))
+    env_dir = host.rotation('x').settings.env_dir
+    os.makedirs(env_dir, exist_ok=True)
+    with open(os.path.join(env_dir, 'v0.env'), 'w') as handle:
+        handle.write('A="1"\n')
+    return host
+
+
+def test_the_run_that_ends_a_rotation_prunes_and_releases_the_lock(four_releases):
+    host = four_releases
+    token, lock = take_lock(host)
+    result, error = rotation.run_to_the_end(host.rotation('v3'), keep_releases=1, lock_token=token)
+    assert error is None and result['changed'] is True
+    assert [name for name, _ok in steps(result)][-3:] == ['record', 'prune', 'unlock']
+    assert result['pruned'] == dict(changed=True, removed=['v0', 'v2'], pinned=['v1', 'v3'], stale_envs=['v0.env'])
+    assert releases_on(host) == ['v1', 'v3'] and not os.path.exists(os.path.join(host.rotation('x').settings.env_dir,
+                                                                                  'v0.env'))
+    assert result['unlocked'] == token and not os.path.exists(lock)
+    assert state(host)['active_slot'] == 2 and state(host)['slots']['2']['release'] == 'v3'
+
+
+def test_a_failed_rotation_releases_the_lock_and_prunes_nothing(four_releases):
+    host = four_releases
+    host.build('v4', 'never')
+    token, lock = take_lock(host)
+    result, error = rotation.run_to_the_end(host.rotation('v4', ready_timeout=5), keep_releases=1, lock_token=token)
+    assert error.startswith('Release v4 on slot 2 did not become ready') and 'The deploy lock' not in error
+    assert 'pruned' not in result and result['unlocked'] == token and not os.path.exists(lock)
+    assert steps(result)[-1] == ('unlock', True)
+    assert releases_on(host) == ['v0', 'v1', 'v2', 'v3', 'v4'] and state(host)['active_slot'] == 1
+
+
+def test_a_lock_another_deploy_took_over_is_left_and_said(four_releases):
+    host = four_releases
+    _token, lock = take_lock(host)
+    result, error = rotation.run_to_the_end(host.rotation('v3'), lock_token='someone-else')
+    assert error.startswith('The deploy lock was not released: Not releasing the deploy lock %s of shop: it is held '
+                            'with a different token' % lock)
+    assert 'unlocked' not in result and os.path.exists(lock) and steps(result)[-1] == ('unlock', False)
+    assert state(host)['slots']['2']['release'] == 'v3'  # the rotation itself went through
+
+
+def test_a_prune_that_fails_says_the_release_is_live(four_releases, monkeypatch):
+    host = four_releases
+    token, lock = take_lock(host)
+
+    def refuse(path, *_args, **_kwargs):
+        raise PermissionError(13, 'Permission denied', path)
+
+    monkeypatch.setattr(rotation.releases.shutil, 'rmtree', refuse)
+    result, error = rotation.run_to_the_end(host.rotation('v3'), keep_releases=1, lock_token=token)
+    assert error.startswith('Release v3 is live on slot 2 and recorded, but the old releases under %s could not be '
+                            "removed: [Errno 13] Permission denied: '%s/v0'. Fix the cause; the next deploy removes "
+                            'them.' % ((os.path.join(host.root, 'app', 'releases'),) * 2))
+    assert steps(result)[-2:] == [('prune', False), ('unlock', True)] and not os.path.exists(lock)
+
+
+def test_the_prepare_phase_keeps_the_lock_and_the_releases(four_releases):
+    host = four_releases
+    token, lock = take_lock(host)
+    result, error = rotation.run_to_the_end(host.rotation('v3'), 'prepare', keep_releases=1, lock_token=token)
+    assert error is None and 'unlocked' not in result and 'pruned' not in result and os.path.exists(lock)
+    assert releases_on(host) == ['v0', 'v1', 'v2', 'v3']
+    result, error = rotation.run_to_the_end(host.rotation('v3'), 'finish', keep_releases=1, lock_token=token)
+    assert error is None and result['unlocked'] == token and result['pruned']['removed'] == ['v0', 'v2']
+
+
+def test_check_mode_says_what_it_would_prune_and_keeps_the_lock(four_releases):
+    host = four_releases
+    token, lock = take_lock(host)
+    result, error = rotation.run_to_the_end(host.rotation('v3', check_mode=True), keep_releases=1, lock_token=token)
+    assert error is None and result['pruned']['removed'] == ['v0', 'v2'] and 'unlocked' not in result
+    assert releases_on(host) == ['v0', 'v1', 'v2', 'v3'] and os.path.exists(lock)
+    assert steps(result) == [('prune', True)] and result['events'][0]['detail'] == 'would remove v0, v2'
+
+
+def test_a_release_already_live_still_prunes_and_unlocks(four_releases):
+    host = four_releases
+    token, lock = take_lock(host)
+    result, error = rotation.run_to_the_end(host.rotation('v1'), keep_releases=0, lock_token=token)
+    assert error is None and result['plan']['noop'] is True and result['changed'] is True
+    assert result['pruned']['removed'] == ['v0', 'v2', 'v3'] and releases_on(host) == ['v1']
+    assert result['unlocked'] == token and not os.path.exists(lock)

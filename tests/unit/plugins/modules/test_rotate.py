@@ -15,7 +15,7 @@ from ansible.module_utils.common import warnings as ansible_warnings
 from ansible.module_utils.common.parameters import PASS_VARS
 from ansible.module_utils.testing import patch_module_args
 
-from ansible_collections.baton.deploy.plugins.module_utils import rotation
+from ansible_collections.baton.deploy.plugins.module_utils import deploy_lock, rotation
 from ansible_collections.baton.deploy.plugins.modules import rotate
 from ansible_collections.baton.deploy.tests.unit.plugins.fake_host import PORTS, PROXY_URL, FakeHost
 
@@ -150,3 +150,27 @@ def test_short_env_values_are_not_masked_in_the_result_but_never_returned(capsys
     assert 'hunter2' not in json.dumps(out)
     with open(os.path.join(host.root, 'app', 'slots', '1.env')) as env_file:
         assert 'SECRET="hunter2"\nWARMUP_SECONDS="1"\n' in env_file.read()  # the slot got the values
+
+
+def test_the_run_that_ends_the_rotation_prunes_and_releases_the_lock(capsys, host):
+    lock = os.path.join(os.path.dirname(host.state_path), 'deploy.lock')
+    os.makedirs(os.path.dirname(lock))
+    token = deploy_lock.acquire(lock, 'shop', 'tester@laptop')['token']
+    rc, out = run_module(capsys, host, release='v2', keep_releases=0, lock_token=token)  # v2 crashes at start
+    assert rc == 1 and out['msg'].startswith('Release v2 on slot 1 did not become ready: the process of baton-shop@1')
+    assert out['unlocked'] == token and not os.path.exists(lock) and 'pruned' not in out
+    assert [event['step'] for event in out['events']] == ['point', 'start', 'ready', 'stop-next', 'unlock']
+    token = deploy_lock.acquire(lock, 'shop', 'tester@laptop')['token']
+    rc, out = run_module(capsys, host, release='v1', keep_releases=0, lock_token=token)
+    assert rc == 0 and out['unlocked'] == token and not os.path.exists(lock)
+    assert out['pruned']['removed'] == ['v2'] and sorted(os.listdir(os.path.join(host.root, 'app', 'releases'))) == ['v1']
+
+
+@pytest.mark.parametrize('args, message', [
+    (dict(keep_releases=-1), 'keep_releases must be >= 0, got -1. Nothing was changed.'),
+    (dict(lock_token='two words'), "token must be 1 to 256 printable characters without spaces, got 'two words'. "
+                                   "Nothing was changed."),
+])
+def test_bad_end_options_change_nothing(capsys, host, args, message):
+    rc, out = run_module(capsys, host, release='v1', **args)
+    assert (rc, out['msg']) == (1, message) and not os.path.exists(host.state_path)
