@@ -711,18 +711,19 @@ def test_deploy_killed_in_each_phase_then_rerun(hosts, phase):
         for h in hosts:
             wait_for_orphans(h)
             assert_safe(h)
-            assert h.file(LOCK).exists  # the killed run could not release it
-            if killed[name(h)].startswith("ended"):
-                continue
-            if killed[name(h)] == STEPS[-1] and not h.file(JOURNAL).exists:
+            if killed[name(h)].startswith("ended") or (killed[name(h)] == STEPS[-1] and not h.file(JOURNAL).exists):
                 # The kill landed just after the last step ended (the record takes milliseconds, the
                 # kill is sent once the journal names it): the state file has the release, as a
-                # finished rotation leaves it.
+                # finished rotation leaves it. The module's run may also have pruned and released the
+                # lock (it does both after the record, in the same run); a kill before that left the lock.
                 state = read_state(h)
                 assert state["slots"][str(state["active_slot"])]["release"] == release, (killed, state)
                 continue
-            # The journal names the step the rotation was killed in, for `status` and the re-run.
+            # The killed run could not release the lock, and the journal names the step the rotation was
+            # killed in, for `status` and the re-run.
+            assert h.file(LOCK).exists, killed
             assert json.loads(h.file(JOURNAL).content_string)["step"] == killed[name(h)], killed
+        held = [name(h) for h in hosts if h.file(LOCK).exists]
         if phase == next(iter(KILL_PHASES)):
             # What status says of it...
             env, cmd = deploy_cmd(hosts, playbook="status.yml")
@@ -742,7 +743,7 @@ def test_deploy_killed_in_each_phase_then_rerun(hosts, phase):
         # ...and a re-run that takes the lock over converges.
         r = deploy(hosts, "-e", f"baton_release={release}", "-e", "baton_deploy_force_unlock=true")
         assert r.returncode == 0, r.out[-3000:]
-        assert "Took over the deploy lock" in r.out
+        assert ("Took over the deploy lock" in r.out) == bool(held), (held, r.out[-3000:])
     assert_no_drop(load)
     for h in hosts:
         assert_consistent(h, release)
