@@ -557,8 +557,8 @@ class Rotation:
                 'Release %s is live on slot %s and recorded, but the old releases under %s could not be removed: '
                 '%s. Fix the cause; the next deploy removes them.'
                 % (release, (state or {}).get('active_slot'), os.path.join(settings.root, 'releases'), _sentence(exc)))
-        self._event('prune', started, start, True, '%s %s' % ('would remove' if self.check_mode else 'removed',
-                                                               ', '.join(pruned['removed']) or 'no release'))
+        done = 'would remove' if self.check_mode else 'removed'
+        self._event('prune', started, start, True, '%s %s' % (done, ', '.join(pruned['removed']) or 'no release'))
         return pruned
 
     def unlock(self, token):

@@ -533,8 +533,8 @@ def test_the_run_that_ends_a_rotation_prunes_and_releases_the_lock(four_releases
     assert error is None and result['changed'] is True
     assert [name for name, _ok in steps(result)][-3:] == ['record', 'prune', 'unlock']
     assert result['pruned'] == dict(changed=True, removed=['v0', 'v2'], pinned=['v1', 'v3'], stale_envs=['v0.env'])
-    assert releases_on(host) == ['v1', 'v3'] and not os.path.exists(os.path.join(host.rotation('x').settings.env_dir,
-                                                                                  'v0.env'))
+    env_dir = host.rotation('x').settings.env_dir
+    assert releases_on(host) == ['v1', 'v3'] and not os.path.exists(os.path.join(env_dir, 'v0.env'))
     assert result['unlocked'] == token and not os.path.exists(lock)
     assert state(host)['active_slot'] == 2 and state(host)['slots']['2']['release'] == 'v3'
 
