@@ -23,6 +23,9 @@ description:
     the same run, every file and directory owned by the app user with C(u=rwX,g=rX,o=rX). Only regular files and
     directories inside the release are accepted (no links, devices, absolute paths or C(..)); anything else fails
     the build and removes the staging directory. When the release is already built, the tarball is left unused.
+  - O(state=built) does both in one run, for a source that comes as a tarball (O(src) or O(archive)): it looks for
+    a complete build as O(state=staged) does (RV(built) is then true and nothing else is done), stages and unpacks the
+    tarball, and finishes the build as O(state=finished) does.
   - O(state=finished) links the shared paths (C(<root>/shared/<path>)) into the staging directory, runs
     O(build_command) there as the app user (C(runuser), with the user's C(HOME) and a minimal environment),
     gives the tree to root with the app's group (C(chown -R -h root:<user>)), makes it read-only to the app
@@ -57,15 +60,18 @@ options:
     description:
       - V(staged) prepares the build, V(finished) completes it after the source was fetched into RV(staging),
         V(abandoned) removes the staging directory.
+      - V(built) stages, unpacks O(src) (or O(archive)) and finishes, in one run.
     type: str
-    choices: [staged, finished, abandoned]
+    choices: [staged, built, finished, abandoned]
     default: staged
   create:
-    description: With O(state=staged), create the empty staging directory (V(false) only removes it).
+    description:
+      - With O(state=staged), create the empty staging directory (V(false) only removes it).
+      - V(false) does not go with O(src), O(archive) or O(state=built).
     type: bool
     default: true
   build_command:
-    description: Shell command run in the staging directory as O(user) with O(state=finished); empty for none.
+    description: Shell command run in the staging directory as O(user) with O(state=finished) or O(state=built); empty for none.
     type: str
     default: ''
   shared_paths:
@@ -75,14 +81,14 @@ options:
     default: []
   src:
     description:
-      - With O(state=staged), a tarball on the controller (any compression Python's C(tarfile) reads), uploaded by
-        the module's action plugin and unpacked into RV(staging). The C(baton.deploy.source_tarball) lookup makes one
+      - With O(state=staged) or O(state=built), a tarball on the controller (any compression Python's C(tarfile)
+        reads), uploaded by the module's action plugin and unpacked into RV(staging). The C(baton.deploy.source_tarball) lookup makes one
         from a directory.
     type: path
   archive:
     description:
-      - With O(state=staged), a tarball already on the host, unpacked into RV(staging) as O(src) is. Mutually
-        exclusive with O(src).
+      - With O(state=staged) or O(state=built), a tarball already on the host, unpacked into RV(staging) as O(src)
+        is. Mutually exclusive with O(src).
     type: path
 notes:
   - The build command's output is returned (RV(stdout), RV(stderr)) and its last 2000 characters are in the
@@ -92,6 +98,16 @@ seealso:
 """
 
 EXAMPLES = r"""
+- name: Build release v42 from a directory on the controller and put it in place, in one run
+  baton.deploy.release_build:
+    root: /srv/shop
+    release: v42
+    user: shop
+    state: built
+    src: "{{ lookup('baton.deploy.source_tarball', 'build/shop') }}"
+    build_command: make assets
+    shared_paths: [storage]
+
 - name: Stage release v42 from a directory on the controller, in one run
   baton.deploy.release_build:
     root: /srv/shop
@@ -142,8 +158,8 @@ staging:
   type: str
   sample: /srv/shop/releases/.v42.building
 files:
-  description: With O(state=finished), how many files and directories were handed to root; with O(state=staged)
-    and a tarball, how many were unpacked.
+  description: With O(state=finished) or O(state=built), how many files and directories were handed to root; with
+    O(state=staged) and a tarball, how many were unpacked.
   returned: always
   type: int
   sample: 214
@@ -186,7 +202,7 @@ def main():
             root=dict(type='path', required=True),
             release=dict(type='str', required=True),
             user=dict(type='str', required=True),
-            state=dict(type='str', choices=['staged', 'finished', 'abandoned'], default='staged'),
+            state=dict(type='str', choices=['staged', 'built', 'finished', 'abandoned'], default='staged'),
             create=dict(type='bool', default=True),
             build_command=dict(type='str', default=''),
             shared_paths=dict(type='list', elements='str', default=[]),
@@ -200,9 +216,13 @@ def main():
     if p['src']:
         module.fail_json(msg='src is uploaded by the action plugin baton.deploy.release_build: call the module by its '
                              'full name, or give a tarball that is on the host as archive')
-    if p['archive'] and (p['state'] != 'staged' or not p['create']):
-        module.fail_json(msg='archive (or src) goes with state=staged and create=true, which make the staging '
-                             'directory it is unpacked into')
+    if p['archive'] and (p['state'] not in ('staged', 'built') or not p['create']):
+        module.fail_json(msg='archive (or src) goes with state=staged or built, and create=true, which make the '
+                             'staging directory it is unpacked into')
+    # In check mode the action plugin uploads nothing: there is no archive to name then.
+    if p['state'] == 'built' and not p['archive'] and not module.check_mode:
+        module.fail_json(msg='state=built needs the source as a tarball: src (on the controller) or archive (on the '
+                             'host). Nothing was changed.')
     release = p['release']
     if not release or '/' in release or release in ('.', '..') or release.startswith('.'):
         module.fail_json(msg='release must be a plain directory name, got %r' % (release,))
@@ -216,7 +236,7 @@ def main():
     try:
         if p['state'] == 'abandoned':
             result['changed'] = False if module.check_mode else abandon(p['root'], release)
-        elif p['state'] == 'staged':
+        elif p['state'] in ('staged', 'built'):
             account = Account.lookup(p['user'])
             result.update(stage(p['root'], release, account, create=p['create'], check_mode=module.check_mode))
             if p['archive'] and not result['built'] and not module.check_mode:
@@ -225,12 +245,15 @@ def main():
                 except BuildError:
                     abandon(p['root'], release)
                     raise
+            if p['state'] == 'built' and not result['built']:
+                result.update(finish(p['root'], release, account, shared_paths=p['shared_paths'],
+                                     build_command=p['build_command'], runner=runner, check_mode=module.check_mode))
         else:
             account = Account.lookup(p['user'])
             result.update(finish(p['root'], release, account, shared_paths=p['shared_paths'],
                                  build_command=p['build_command'], runner=runner, check_mode=module.check_mode))
     except BuildError as exc:
-        after = NOTHING_LIVE if p['state'] == 'finished' else 'Nothing was changed on the host.'
+        after = NOTHING_LIVE if p['state'] in ('finished', 'built') else 'Nothing was changed on the host.'
         module.fail_json(msg="Building release %s failed at '%s': %s. %s" % (release, exc.step, exc.detail, after),
                          step=exc.step, **result)
     module.exit_json(**result)

@@ -29,6 +29,14 @@ PLAY = """
         user: "{{ user }}"
         src: "{{ tarball }}"
       register: staged
+    - name: Build another release from the tarball in one run
+      baton.deploy.release_build:
+        root: "{{ root }}"
+        release: v3
+        user: "{{ user }}"
+        state: built
+        src: "{{ tarball }}"
+      register: built
     - name: A missing tarball fails
       baton.deploy.release_build:
         root: "{{ root }}"
@@ -41,7 +49,7 @@ PLAY = """
       ansible.builtin.copy:
         dest: "{{ out }}"
         mode: "0600"
-        content: "{{ {'staged': staged, 'missing': missing} | to_json }}"
+        content: "{{ {'staged': staged, 'built': built, 'missing': missing} | to_json }}"
 """
 
 
@@ -80,6 +88,11 @@ def test_src_is_uploaded_and_unpacked_by_the_staging_run(tree, ansible_env):
     assert oct((staging / "bin" / "run").stat().st_mode & 0o777) == "0o755"
     assert out["missing"]["failed"] is True and "no-such.tar.gz" in out["missing"]["msg"]
     assert not (tree / "app" / "releases" / ".v2.building").exists()
+    # state=built: staged, unpacked, handed to root and moved into place by the same run.
+    release = tree / "app" / "releases" / "v3"
+    assert out["built"]["changed"] is True and out["built"]["release_dir"] == str(release)
+    assert (release / ".baton-release").read_text() == "v3\n" and (release / "app.py").read_text() == "print(1)\n"
+    assert not (tree / "app" / "releases" / ".v3.building").exists()
 
 
 @pytest.mark.skipif(not Path(PLAYBOOK).exists(), reason="ansible not installed next to this python")

@@ -160,7 +160,7 @@ def test_a_corrupt_archive_fails_naming_it(capsys, root, tmp_path):
 def test_an_archive_goes_only_with_a_staging_directory_to_unpack_into(capsys, root, tmp_path):
     archive = make_tarball(tmp_path / 'src.tar.gz', {'a.txt': b'a'})
     rc, out = run_module(capsys, root=root, release='v6', user='shop', archive=archive, create=False)
-    assert rc == 1 and 'goes with state=staged and create=true' in out['msg']
+    assert rc == 1 and 'goes with state=staged or built, and create=true' in out['msg']
     rc, out = run_module(capsys, root=root, release='v6', user='shop', src=archive)
     assert rc == 1 and 'uploaded by the action plugin' in out['msg']
 
@@ -169,3 +169,40 @@ def test_check_mode_with_an_archive_unpacks_nothing(capsys, root, tmp_path):
     archive = make_tarball(tmp_path / 'src.tar.gz', {'a.txt': b'a'})
     rc, out = run_module(capsys, root=root, release='v7', user='shop', archive=archive, _ansible_check_mode=True)
     assert rc == 0 and out['changed'] is True and not os.path.exists(out['staging'])
+
+
+def test_built_stages_unpacks_builds_and_moves_the_release_in_one_run(capsys, root, tmp_path, mocker):
+    archive = make_tarball(tmp_path / 'src.tar.gz', {'app': None, 'app/main.py': b'print(1)\n', 'run.sh': b'#!/bin/sh\n'})
+    os.makedirs(os.path.join(root, 'shared', 'storage'))
+    run = mocker.patch('ansible.module_utils.basic.AnsibleModule.run_command', return_value=(0, 'built\n', ''))
+    rc, out = run_module(capsys, root=root, release='v8', user='shop', state='built', archive=archive,
+                         build_command='make', shared_paths=['storage'])
+    assert rc == 0 and out['changed'] is True and out['built'] is False and out['stdout'] == 'built\n'
+    assert run.call_args[1]['cwd'] == out['staging'] and run.call_args[0][0][-1] == 'make'
+    release_dir = os.path.join(root, 'releases', 'v8')
+    assert out['release_dir'] == release_dir and not os.path.exists(out['staging'])
+    assert os.path.isfile(os.path.join(release_dir, rb.MARKER)) and os.path.isfile(os.path.join(release_dir, 'app', 'main.py'))
+    assert os.readlink(os.path.join(release_dir, 'storage')) == os.path.join(root, 'shared', 'storage')
+    assert out['files'] == 5  # handed to root: the release, app, app/main.py, run.sh, the storage link
+    # Already built: nothing runs, the tarball is left unused.
+    run.reset_mock()
+    rc, out = run_module(capsys, root=root, release='v8', user='shop', state='built', archive=archive, build_command='make')
+    assert (rc, out['changed'], out['built']) == (0, False, True) and not run.called
+
+
+def test_built_with_a_failing_build_command_removes_the_staging_directory(capsys, root, tmp_path, mocker):
+    archive = make_tarball(tmp_path / 'src.tar.gz', {'a.txt': b'a'})
+    mocker.patch('ansible.module_utils.basic.AnsibleModule.run_command', return_value=(2, '', 'no rule'))
+    rc, out = run_module(capsys, root=root, release='v9', user='shop', state='built', archive=archive,
+                         build_command='make')
+    assert rc == 1 and out['step'] == 'Run the build command' and 'exit status 2: no rule. Nothing live' in out['msg']
+    assert not os.path.exists(out['staging']) and not os.path.exists(os.path.join(root, 'releases', 'v9'))
+
+
+def test_built_needs_a_tarball_and_changes_nothing_in_check_mode(capsys, root, tmp_path):
+    rc, out = run_module(capsys, root=root, release='v10', user='shop', state='built')
+    assert rc == 1 and out['msg'].startswith('state=built needs the source as a tarball')
+    archive = make_tarball(tmp_path / 'src.tar.gz', {'a.txt': b'a'})
+    rc, out = run_module(capsys, root=root, release='v10', user='shop', state='built', archive=archive,
+                         _ansible_check_mode=True)
+    assert rc == 0 and out['changed'] is True and os.listdir(os.path.join(root, 'releases')) == []
