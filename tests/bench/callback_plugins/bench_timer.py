@@ -74,4 +74,4 @@ class CallbackModule(CallbackBase):
 CONTROLLER_ONLY = frozenset(
     f"{prefix}{name}" for prefix in ("", "ansible.builtin.")
     for name in ("set_fact", "debug", "assert", "fail", "meta", "include_tasks", "include_role",
-                 "import_tasks", "import_role", "include_vars"))
+                 "import_tasks", "import_role", "include_vars", "validate_argument_spec"))
