@@ -23,7 +23,7 @@ description:
     the same run, every file and directory owned by the app user with C(u=rwX,g=rX,o=rX). Only regular files and
     directories inside the release are accepted (no links, devices, absolute paths or C(..)); anything else fails
     the build and removes the staging directory. When the release is already built, the tarball is left unused.
-  - O(state=built) does both in one run, for a source that comes as a tarball (O(src) or O(archive)): it looks for
+  - O(state=built) does both in one run, for a source that comes as a tarball (O(src) or O(archive)). It looks for
     a complete build as O(state=staged) does (RV(built) is then true and nothing else is done), stages and unpacks the
     tarball, and finishes the build as O(state=finished) does.
   - O(state=finished) links the shared paths (C(<root>/shared/<path>)) into the staging directory, runs
