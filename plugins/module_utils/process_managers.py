@@ -16,9 +16,13 @@ every poll, so a slot whose process exits stops the wait at once.
 
 from __future__ import annotations
 
+import configparser
+import http.client
 import os
 import re
 import signal
+import socket
+import xmlrpc.client
 
 from ansible_collections.baton.deploy.plugins.module_utils.deploy_state import atomic_write
 
@@ -276,19 +280,85 @@ class Systemd(ProcessManager):
         self._check(['systemctl', 'disable', '--now', unit])
 
 
+class SupervisordRPC:
+    """supervisord's XML-RPC interface, on the unix socket ``supervisorctl`` uses (its ``serverurl``).
+
+    One call costs a round trip on the socket, where every ``supervisorctl`` run costs a Python start (up
+    to 0.7 s on a loaded host). ``call('startProcess', name, False)`` calls ``supervisor.startProcess``;
+    a fault is raised as ``xmlrpc.client.Fault`` (its ``faultCode`` is one of supervisord's
+    ``xmlrpc.Faults``), and a socket that does not answer as :class:`ProcessManagerError`.
+    """
+
+    CONFIG = '/etc/supervisor/supervisord.conf'
+    DEFAULT_SOCKET = '/var/run/supervisor.sock'
+
+    def __init__(self, socket_path=None, config=CONFIG):
+        self.socket_path = socket_path or self.socket_from_config(config) or self.DEFAULT_SOCKET
+
+    @staticmethod
+    def socket_from_config(path):
+        """The socket of ``[supervisorctl] serverurl = unix://<path>`` in supervisord's settings, or None."""
+        parser = configparser.RawConfigParser(inline_comment_prefixes=(';', '#'), strict=False)
+        try:
+            parser.read(path)
+            url = parser.get('supervisorctl', 'serverurl')
+        except (configparser.Error, OSError):
+            return None
+        return url[len('unix://'):] if url.startswith('unix://') else None
+
+    def call(self, method, *args):
+        server = xmlrpc.client.ServerProxy('http://localhost', transport=_UnixSocketTransport(self.socket_path))
+        try:
+            return getattr(server.supervisor, method)(*args)
+        except xmlrpc.client.Fault:
+            raise
+        except (OSError, xmlrpc.client.Error, http.client.HTTPException) as exc:
+            raise ProcessManagerError('supervisord does not answer on %s (%s): is it running? '
+                                      '(systemctl status supervisor)' % (self.socket_path, exc))
+
+
+class _UnixSocketConnection(http.client.HTTPConnection):
+    def __init__(self, socket_path):
+        super(_UnixSocketConnection, self).__init__('localhost')
+        self.socket_path = socket_path
+
+    def connect(self):
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.connect(self.socket_path)
+        except OSError:
+            sock.close()
+            raise
+        self.sock = sock
+
+
+class _UnixSocketTransport(xmlrpc.client.Transport):
+    def __init__(self, socket_path):
+        xmlrpc.client.Transport.__init__(self)
+        self.socket_path = socket_path
+
+    def make_connection(self, host):
+        return _UnixSocketConnection(self.socket_path)
+
+
 class Supervisor(ProcessManager):
     """A slot is the program ``baton-<app>-<slot>`` (autorestart=unexpected, startretries=3).
 
-    ``supervisorctl status`` has no exit status: it comes from supervisord's own log
-    (``exited: <program> (exit status 3; not expected)``). The slot's output (stdout and stderr,
+    supervisord is asked over its XML-RPC socket (:class:`SupervisordRPC`): the program's state, and the
+    start and stop (``supervisorctl reread``, ``update``, ``stop`` and ``start`` are each a call there).
+    The exit status of a program that ended comes from supervisord's own log (``exited: <program> (exit
+    status 3; not expected)``), which also names a signal. The slot's output (stdout and stderr,
     redirected) is in the log file roles/instances gives it. Both are read with ``tail`` where
-    roles/instances and Debian put them (each supervisorctl run costs a Python start, up to 0.7 s
-    on a loaded host), else with ``supervisorctl maintail`` / ``supervisorctl tail``.
+    roles/instances and Debian put them, else with ``supervisorctl maintail`` / ``supervisorctl tail``.
     """
 
     name = 'supervisor'
     FAILED = {'EXITED': EXITED, 'STOPPED': STOPPED, 'STOPPING': STOPPED, 'UNKNOWN': UNKNOWN,
               'BACKOFF': CRASH_LOOP, 'FATAL': CRASH_LOOP}
+    # supervisord's xmlrpc.Faults that a start or a stop expects.
+    BAD_NAME = 10
+    SPAWN_ERROR = 50
+    NOT_RUNNING = 70
     # Bytes of a log read to find the last lines: enough for 20 long lines.
     TAIL_BYTES = 16000
     MAIN_LOG = '/var/log/supervisor/supervisord.log'
@@ -297,41 +367,32 @@ class Supervisor(ProcessManager):
     _EXIT_RE = r'(?:exited|stopped): %s \((?:exit status (?P<status>\d+)|terminated by (?P<signal>[A-Z0-9]+))'
     # Where roles/instances writes each program's settings (<conf dir>/<program>.conf).
     CONF_DIR = '/etc/supervisor/conf.d'
-    _NOT_RUNNING = r'ERROR \(not running\)'
-    # What `start` says when the app exits within startsecs: left to status(), which has the exit status.
-    _EXITED_AT_START = r'ERROR \((?:spawn error|abnormal termination)\)'
 
-    def __init__(self, runner, conf_dir=CONF_DIR):
+    def __init__(self, runner, conf_dir=CONF_DIR, rpc=None):
         super(Supervisor, self).__init__(runner)
         self.conf_dir = conf_dir
+        self.rpc = rpc or SupervisordRPC()
 
     @classmethod
     def unit_name(cls, app, slot):
         return 'baton-%s-%s' % (app, slot)
 
     def status(self, unit):
-        # rc is 3 for any program not running: the output says which state.
-        rc, out, err = self._run(['supervisorctl', 'status', unit])
-        state_name, detail = self.parse_status(out, unit)
-        if state_name is None:
-            return ProcessStatus(UNKNOWN, detail=(out or err).strip() or 'supervisorctl status exited %d' % rc)
+        try:
+            info = self.rpc.call('getProcessInfo', unit)
+        except xmlrpc.client.Fault as fault:
+            return ProcessStatus(UNKNOWN, detail=fault.faultString)
+        except ProcessManagerError as exc:
+            return ProcessStatus(UNKNOWN, detail=str(exc))
+        state_name, description = info.get('statename', ''), (info.get('description') or '').strip()
+        pid = info.get('pid') or None
         if state_name == 'RUNNING':
-            pid = re.match(r'pid (\d+)', detail)
-            return ProcessStatus(RUNNING, detail=state_name, pid=int(pid.group(1)) if pid else None)
+            return ProcessStatus(RUNNING, detail=state_name, pid=pid)
         if state_name == 'STARTING':
-            return ProcessStatus(STARTING, detail=state_name)
+            return ProcessStatus(STARTING, detail=state_name, pid=pid)
         state = self.FAILED.get(state_name, UNKNOWN)
         exit_status, sig = self.last_exit(unit)
-        return ProcessStatus(state, exit_status, sig, None, ' '.join(part for part in (state_name, detail) if part))
-
-    @staticmethod
-    def parse_status(text, unit):
-        """``(STATE, description)`` from ``supervisorctl status <unit>``, or ``(None, '')`` if absent."""
-        for line in text.splitlines():
-            fields = line.split(None, 2)
-            if len(fields) >= 2 and fields[0] == unit and fields[1].isupper() and not fields[1].endswith(':'):
-                return fields[1], fields[2].strip() if len(fields) > 2 else ''
-        return None, ''
+        return ProcessStatus(state, exit_status, sig, None, ' '.join(part for part in (state_name, description) if part))
 
     def last_exit(self, unit):
         """``(exit_status, signal)`` of the program's last end in supervisord's log, or ``(None, None)``."""
@@ -361,21 +422,46 @@ class Supervisor(ProcessManager):
 
     def start(self, unit):
         # Load the program's current settings (adds it the first time), stop it (a no-op when stopped),
-        # start it: the slot always starts fresh with the release it points at.
-        self._check(['supervisorctl', 'reread'])
-        self._check(['supervisorctl', 'update', unit])
-        self._check(['supervisorctl', 'stop', unit], tolerate=self._NOT_RUNNING)
-        self._check(['supervisorctl', 'start', unit], tolerate=self._EXITED_AT_START)
+        # start it: the slot always starts fresh with the release it points at. The start does not wait
+        # for startsecs: the wait for readiness asks status() on every poll, and a process that exits at
+        # start shows there with its exit status.
+        self._update(unit)
+        self._call('stop', 'stopProcess', unit, True, tolerate=self.NOT_RUNNING)
+        self._call('start', 'startProcess', unit, False, tolerate=self.SPAWN_ERROR)
         # In the file only (supervisord reads it at boot): loading it now could start the slot twice.
         self._set_autostart(unit, True)
 
     def stop(self, unit):
-        # Loading the changed settings stops the program (SIGTERM, then supervisorctl waits while the app
+        # Loading the changed settings stops the program (SIGTERM, then supervisord waits while the app
         # drains, up to stopwaitsecs) and keeps it stopped; `stop` covers unchanged settings.
         self._set_autostart(unit, False)
-        self._check(['supervisorctl', 'reread'])
-        self._check(['supervisorctl', 'update', unit])
-        self._check(['supervisorctl', 'stop', unit], tolerate=self._NOT_RUNNING)
+        self._update(unit)
+        self._call('stop', 'stopProcess', unit, True, tolerate=self.NOT_RUNNING)
+
+    def _update(self, unit):
+        """``supervisorctl reread`` and ``update <unit>``: supervisord takes the program's settings as they are
+        in its file now (a changed program is stopped and added again, a new one added)."""
+        added, changed, removed = self._call('reread', 'reloadConfig')[0]
+        if unit in removed or unit in changed:
+            self._call('update', 'stopProcessGroup', unit, True)
+            self._call('update', 'removeProcessGroup', unit)
+        if unit in added or unit in changed:
+            self._call('update', 'addProcessGroup', unit)
+
+    def _call(self, action, method, *args, **kwargs):
+        """``rpc.call(method, *args)``; a fault other than ``tolerate`` is raised as ProcessManagerError."""
+        try:
+            return self.rpc.call(method, *args)
+        except xmlrpc.client.Fault as fault:
+            if fault.faultCode == kwargs.get('tolerate'):
+                return None
+            if fault.faultCode == self.BAD_NAME and args:
+                raise ProcessManagerError('supervisord has no program %s (its settings are %s): set the host up '
+                                          'first (playbooks/deploy.yml)' % (args[0], os.path.join(self.conf_dir,
+                                                                                               args[0] + '.conf')))
+            raise ProcessManagerError('supervisord refused to %s %s (%s, fault %d: %s)'
+                                      % (action, args[0] if args else 'its programs', method, fault.faultCode,
+                                         fault.faultString))
 
     def _set_autostart(self, unit, autostart):
         """autostart= in the program's settings follows whether the slot should run, so a reboot starts the live one."""

@@ -13,6 +13,13 @@ from ansible_collections.baton.deploy.plugins.module_utils.process_managers impo
     Supervisor,
     Systemd,
 )
+from ansible_collections.baton.deploy.tests.unit.plugins.fake_supervisord import (
+    BAD_NAME,
+    NOT_RUNNING,
+    SPAWN_ERROR,
+    FakeSupervisord,
+    fault,
+)
 
 PROGRAM = 'baton-shop-2'
 
@@ -62,41 +69,62 @@ def test_systemd_start_that_fails_says_what_systemctl_said():
 
 
 def test_supervisor_start_restarts_then_marks_autostart(conf):
-    runner = Runner({'supervisorctl stop': (0, '%s: ERROR (not running)\n' % PROGRAM, '')})
-    Supervisor(runner, conf_dir=str(conf.parent)).start(PROGRAM)
-    assert runner.commands == ['supervisorctl reread', 'supervisorctl update %s' % PROGRAM,
-                               'supervisorctl stop %s' % PROGRAM, 'supervisorctl start %s' % PROGRAM]
+    rpc = FakeSupervisord(stopProcess=fault(NOT_RUNNING, 'NOT_RUNNING: %s' % PROGRAM))
+    Supervisor(Runner(), conf_dir=str(conf.parent), rpc=rpc).start(PROGRAM)
+    # supervisorctl reread, update (nothing changed), stop (not running), start without waiting for startsecs.
+    assert rpc.calls == [('reloadConfig',), ('stopProcess', PROGRAM, True), ('startProcess', PROGRAM, False)]
     assert 'autostart=true\n' in conf.read_text() and conf.read_text().startswith('; managed\n')
 
 
+@pytest.mark.parametrize('change, calls', [
+    ([[PROGRAM], [], []], [('addProcessGroup', PROGRAM)]),
+    ([[], [PROGRAM, 'baton-blog-1'], []], [('stopProcessGroup', PROGRAM, True), ('removeProcessGroup', PROGRAM),
+                                           ('addProcessGroup', PROGRAM)]),
+    ([[], ['baton-blog-1'], []], []),  # another app's program is left as it is
+])
+def test_supervisor_start_loads_the_programs_settings_first(conf, change, calls):
+    rpc = FakeSupervisord(reloadConfig=[change])
+    Supervisor(Runner(), conf_dir=str(conf.parent), rpc=rpc).start(PROGRAM)
+    assert rpc.calls == [('reloadConfig',)] + calls + [('stopProcess', PROGRAM, True), ('startProcess', PROGRAM, False)]
+
+
 def test_supervisor_start_leaves_an_exit_at_start_to_the_status(conf):
-    runner = Runner({'supervisorctl start': (7, '%s: ERROR (spawn error)\n' % PROGRAM, '')})
-    Supervisor(runner, conf_dir=str(conf.parent)).start(PROGRAM)
-    assert runner.commands[-1] == 'supervisorctl start %s' % PROGRAM
+    rpc = FakeSupervisord(startProcess=fault(SPAWN_ERROR, 'SPAWN_ERROR: %s' % PROGRAM))
+    Supervisor(Runner(), conf_dir=str(conf.parent), rpc=rpc).start(PROGRAM)
+    assert rpc.calls[-1] == ('startProcess', PROGRAM, False) and 'autostart=true' in conf.read_text()
 
 
 def test_supervisor_start_that_fails(conf):
-    runner = Runner({'supervisorctl update': (2, 'ERROR: no such group: %s\n' % PROGRAM, '')})
-    with pytest.raises(ProcessManagerError, match='supervisorctl update baton-shop-2` failed .exit status 2.: ERROR: '
-                                                  'no such group'):
-        Supervisor(runner, conf_dir=str(conf.parent)).start(PROGRAM)
+    rpc = FakeSupervisord(startProcess=fault(BAD_NAME, 'BAD_NAME: %s' % PROGRAM))
+    with pytest.raises(ProcessManagerError) as excinfo:
+        Supervisor(Runner(), conf_dir=str(conf.parent), rpc=rpc).start(PROGRAM)
+    assert str(excinfo.value) == ('supervisord has no program baton-shop-2 (its settings are %s): set the host up '
+                                  'first (playbooks/deploy.yml)' % conf)
     assert 'autostart=false' in conf.read_text()
+    rpc = FakeSupervisord(stopProcess=fault(91, 'STILL_RUNNING'))
+    with pytest.raises(ProcessManagerError, match=r'supervisord refused to stop baton-shop-2 \(stopProcess, fault 91: '
+                                                  r'STILL_RUNNING\)'):
+        Supervisor(Runner(), conf_dir=str(conf.parent), rpc=rpc).start(PROGRAM)
 
 
 def test_supervisor_stop_unmarks_autostart_then_stops(conf):
     conf.write_text(conf.read_text().replace('autostart=false', 'autostart=true'))
+    rpc = FakeSupervisord(reloadConfig=[[[], [PROGRAM], []]])
     runner = Runner()
-    Supervisor(runner, conf_dir=str(conf.parent)).stop(PROGRAM)
+    Supervisor(runner, conf_dir=str(conf.parent), rpc=rpc).stop(PROGRAM)
     assert 'autostart=false\n' in conf.read_text()
-    assert runner.commands == ['supervisorctl reread', 'supervisorctl update %s' % PROGRAM,
-                               'supervisorctl stop %s' % PROGRAM]
+    # The changed settings are loaded (which stops the program), then the stop of an unchanged program.
+    assert rpc.calls == [('reloadConfig',), ('stopProcessGroup', PROGRAM, True), ('removeProcessGroup', PROGRAM),
+                         ('addProcessGroup', PROGRAM), ('stopProcess', PROGRAM, True)]
+    assert runner.commands == []  # no supervisorctl run
 
 
 def test_supervisor_stop_of_a_stopped_program(conf):
-    runner = Runner({'supervisorctl stop': (1, '%s: ERROR (not running)\n' % PROGRAM, '')})
-    Supervisor(runner, conf_dir=str(conf.parent)).stop(PROGRAM)
+    rpc = FakeSupervisord(stopProcess=fault(NOT_RUNNING, 'NOT_RUNNING: %s' % PROGRAM))
+    Supervisor(Runner(), conf_dir=str(conf.parent), rpc=rpc).stop(PROGRAM)
+    assert rpc.calls[-1] == ('stopProcess', PROGRAM, True)
 
 
 def test_supervisor_without_the_programs_settings(tmp_path):
     with pytest.raises(ProcessManagerError, match='cannot read the settings of baton-shop-2 .* set the host up first'):
-        Supervisor(Runner(), conf_dir=str(tmp_path)).stop(PROGRAM)
+        Supervisor(Runner(), conf_dir=str(tmp_path), rpc=FakeSupervisord()).stop(PROGRAM)

@@ -15,12 +15,14 @@ from ansible_collections.baton.deploy.plugins.module_utils.process_managers impo
     STARTING,
     STOPPED,
     UNKNOWN,
+    ProcessManagerError,
     ProcessStatus,
     ProcessWatch,
     Supervisor,
     Systemd,
     process_manager,
 )
+from ansible_collections.baton.deploy.tests.unit.plugins.fake_supervisord import BAD_NAME, FakeSupervisord, fault, info
 
 
 class FakeRunner:
@@ -133,10 +135,9 @@ MAINTAIL = """\
 NO_FILE = (1, '', "tail: cannot open 'x' for reading: No such file or directory\n")
 
 
-def supervisor_runner(status_line, rc=3, maintail=MAINTAIL, tail=(0, 'booting\nboom\n', ''), files=True):
-    """supervisorctl, and tail on the log files (the same contents, or missing when not ``files``)."""
+def log_runner(maintail=MAINTAIL, tail=(0, 'booting\nboom\n', ''), files=True):
+    """tail on the log files (the same contents, or missing when not ``files``), and supervisorctl for them."""
     return FakeRunner({
-        ('supervisorctl', 'status'): [(rc, status_line, '')],
         ('tail', '-c', '16000', '/var/log/supervisor/supervisord.log'): [(0, maintail, '') if files else NO_FILE],
         ('tail', '-c', '16000', '/var/log/baton/shop-2.log'): [tail if files else NO_FILE],
         ('supervisorctl', 'maintail'): [(0, maintail, '')],
@@ -144,43 +145,49 @@ def supervisor_runner(status_line, rc=3, maintail=MAINTAIL, tail=(0, 'booting\nb
     })
 
 
-@pytest.mark.parametrize('line, state, exit_status', [
-    ('baton-shop-2                     RUNNING   pid 201, uptime 0:00:05\n', RUNNING, None),
-    ('baton-shop-2                     STARTING  \n', STARTING, None),
-    ('baton-shop-2                     BACKOFF   Exited too quickly (process log may have details)\n', CRASH_LOOP, 3),
-    ('baton-shop-2                     FATAL     Exited too quickly (process log may have details)\n', CRASH_LOOP, 3),
-    ('baton-shop-2                     EXITED    Nov 30 09:05 PM\n', EXITED, 3),
-    ('baton-shop-2                     STOPPED   Not started\n', STOPPED, 3),
-    ('baton-shop-2: ERROR (no such process)\n', UNKNOWN, None),
+@pytest.mark.parametrize('answer, state, exit_status, pid', [
+    (info('RUNNING', 201, 'pid 201, uptime 0:00:05'), RUNNING, None, 201),
+    (info('STARTING', 201), STARTING, None, 201),
+    (info('BACKOFF', description='Exited too quickly (process log may have details)'), CRASH_LOOP, 3, None),
+    (info('FATAL', description='Exited too quickly (process log may have details)'), CRASH_LOOP, 3, None),
+    (info('EXITED', description='Nov 30 09:05 PM'), EXITED, 3, None),
+    (info('STOPPED', description='Not started'), STOPPED, 3, None),
+    (fault(BAD_NAME, 'BAD_NAME: baton-shop-2'), UNKNOWN, None, None),
 ])
-def test_supervisor_states(line, state, exit_status):
-    runner = supervisor_runner(line, rc=0 if 'RUNNING' in line else 3)
-    status = Supervisor(runner).status('baton-shop-2')
+def test_supervisor_states(answer, state, exit_status, pid):
+    runner, rpc = log_runner(), FakeSupervisord(getProcessInfo=answer)
+    status = Supervisor(runner, rpc=rpc).status('baton-shop-2')
 
-    assert (status.state, status.exit_status) == (state, exit_status)
+    assert (status.state, status.exit_status, status.pid) == (state, exit_status, pid)
     assert status.failed == (state not in (RUNNING, STARTING))
-    assert runner.calls[0] == ['supervisorctl', 'status', 'baton-shop-2']
-    # supervisord's log is read only for a process that is down.
-    assert any('supervisord.log' in call[-1] for call in runner.calls) == (state in (CRASH_LOOP, EXITED, STOPPED))
-    assert not any(call[1] == 'maintail' for call in runner.calls)  # the file is there: no supervisorctl run
+    assert rpc.calls == [('getProcessInfo', 'baton-shop-2')]
+    # supervisord's log is read only for a process that is down, and with tail: no supervisorctl run.
+    assert [call[-1] for call in runner.calls] == (['/var/log/supervisor/supervisord.log']
+                                                   if state in (CRASH_LOOP, EXITED, STOPPED) else [])
 
 
 def test_supervisor_reads_through_supervisorctl_without_the_log_files():
-    runner = supervisor_runner('baton-shop-2   FATAL   Exited too quickly\n', files=False)
-    manager = Supervisor(runner)
+    runner = log_runner(files=False)
+    manager = Supervisor(runner, rpc=FakeSupervisord(getProcessInfo=info('FATAL', description='Exited too quickly')))
     assert manager.status('baton-shop-2').exit_status == 3
     assert manager.log_tail('baton-shop-2') == 'booting\nboom'
-    expected = [['supervisorctl', 'status'], ['tail', '-c'], ['supervisorctl', 'maintail'], ['tail', '-c'],
-                ['supervisorctl', 'tail']]
+    expected = [['tail', '-c'], ['supervisorctl', 'maintail'], ['tail', '-c'], ['supervisorctl', 'tail']]
     assert [call[:2] for call in runner.calls] == expected
 
 
 def test_supervisor_detail_keeps_its_words():
-    runner = supervisor_runner('baton-shop-2   BACKOFF   Exited too quickly (process log may have details)\n')
-    status = Supervisor(runner).status('baton-shop-2')
+    rpc = FakeSupervisord(getProcessInfo=info('BACKOFF', description='Exited too quickly (process log may have details)'))
+    status = Supervisor(log_runner(), rpc=rpc).status('baton-shop-2')
     assert status.detail == 'BACKOFF Exited too quickly (process log may have details)'
     assert status.describe() == ('exited with status 3 (crash loop; '
                                  'BACKOFF Exited too quickly (process log may have details))')
+
+
+def test_supervisor_that_does_not_answer_is_unknown():
+    rpc = FakeSupervisord(getProcessInfo=ProcessManagerError('supervisord does not answer on /run/x.sock ([Errno 2] '
+                                                             'No such file or directory): is it running?'))
+    status = Supervisor(log_runner(), rpc=rpc).status('baton-shop-2')
+    assert status.state == UNKNOWN and status.detail.startswith('supervisord does not answer on /run/x.sock')
 
 
 @pytest.mark.parametrize('text, expected', [
@@ -194,38 +201,31 @@ def test_supervisor_last_exit_parsing(text, expected):
     assert Supervisor.parse_last_exit(text, 'baton-shop-2') == expected
 
 
-def test_supervisor_status_with_other_programs_listed():
-    out = ('baton-shop-20                    RUNNING   pid 9, uptime 1:00:00\n'
-           'baton-shop-2                     FATAL     Exited too quickly (process log may have details)\n')
-    assert Supervisor.parse_status(out, 'baton-shop-2') == ('FATAL', 'Exited too quickly (process log may have details)')
-    assert Supervisor.parse_status('', 'baton-shop-2') == (None, '')
-
-
 def test_supervisor_log_tail_keeps_last_lines():
     lines = ['line %d' % n for n in range(30)]
-    runner = supervisor_runner('', tail=(0, '\n'.join(lines) + '\n', ''))
-    assert Supervisor(runner).log_tail('baton-shop-2') == '\n'.join(lines[-20:])
+    runner = log_runner(tail=(0, '\n'.join(lines) + '\n', ''))
+    assert Supervisor(runner, rpc=FakeSupervisord()).log_tail('baton-shop-2') == '\n'.join(lines[-20:])
     assert runner.calls == [['tail', '-c', '16000', '/var/log/baton/shop-2.log']]
 
 
 def test_supervisor_log_tail_drops_the_line_cut_by_the_byte_count():
     out = 'x' * 15990 + '\nlast words\n'  # as long as the bytes asked for: its first line is partial
-    runner = supervisor_runner('', tail=(0, out, ''))
-    assert Supervisor(runner).log_tail('baton-shop-2') == 'last words'
+    runner = log_runner(tail=(0, out, ''))
+    assert Supervisor(runner, rpc=FakeSupervisord()).log_tail('baton-shop-2') == 'last words'
 
 
 @pytest.mark.parametrize('tail', [(0, 'baton-shop-2: ERROR (no such process name)\n', ''), (2, '', 'refused')])
 def test_supervisor_log_tail_errors_are_empty(tail):
-    assert Supervisor(supervisor_runner('', tail=tail, files=False)).log_tail('baton-shop-2') == ''
+    assert Supervisor(log_runner(tail=tail, files=False), rpc=FakeSupervisord()).log_tail('baton-shop-2') == ''
 
 
 def test_supervisor_maintail_failure_leaves_exit_status_unknown():
     runner = FakeRunner({
-        ('supervisorctl', 'status'): [(3, 'baton-shop-2   FATAL   Exited too quickly\n', '')],
         ('tail',): [NO_FILE],
         ('supervisorctl', 'maintail'): [(2, '', 'unix:///var/run/supervisor.sock refused connection')],
     })
-    status = Supervisor(runner).status('baton-shop-2')
+    status = Supervisor(runner, rpc=FakeSupervisord(getProcessInfo=info('FATAL', description='Exited too quickly'))
+                        ).status('baton-shop-2')
     assert (status.state, status.exit_status, status.signal) == (CRASH_LOOP, None, None)
     assert status.describe() == 'exited (crash loop; FATAL Exited too quickly)'
 
@@ -281,19 +281,17 @@ def test_watch_reports_exit_status_and_log_tail():
 
 def test_watch_flags_a_supervisor_program_that_died_after_startsecs_and_starts_again():
     # Up for more than startsecs, then it exits: EXITED for an instant, then STARTING (autorestart).
+    rpc = FakeSupervisord(getProcessInfo=[info('STARTING', 200), info('RUNNING', 200, 'pid 200, uptime 0:00:01'),
+                                          info('RUNNING', 200, 'pid 200, uptime 0:00:02'), info('STARTING', 207)])
     runner = FakeRunner({
-        ('supervisorctl', 'status'): [(0, 'baton-shop-2   STARTING  \n', ''),
-                                      (0, 'baton-shop-2   RUNNING   pid 200, uptime 0:00:01\n', ''),
-                                      (0, 'baton-shop-2   RUNNING   pid 200, uptime 0:00:02\n', ''),
-                                      (3, 'baton-shop-2   STARTING  \n', '')],
         ('tail', '-c', '16000', '/var/log/supervisor/supervisord.log'): [(
             0, '2026-11-30 21:05:03,000 WARN exited: baton-shop-2 (exit status 4; not expected)\n', '')],
         ('tail', '-c', '16000', '/var/log/baton/shop-2.log'): [(0, 'warming up\ndying while warming up\n', '')],
     })
-    watch = ProcessWatch(Supervisor(runner), 'baton-shop-2')
+    watch = ProcessWatch(Supervisor(runner, rpc=rpc), 'baton-shop-2')
     assert [watch(), watch(), watch()] == [None, None, None]
     failure = watch()
-    assert (failure['state'], failure['exit_status'], failure['pid']) == (CRASH_LOOP, 4, None)
+    assert (failure['state'], failure['exit_status'], failure['pid']) == (CRASH_LOOP, 4, 207)
     assert failure['reason'] == 'the process of baton-shop-2 exited with status 4 (crash loop; STARTING, was pid 200)'
     assert failure['log_tail'] == 'warming up\ndying while warming up'
 

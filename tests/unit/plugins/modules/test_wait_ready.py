@@ -16,8 +16,10 @@ import yaml
 
 from ansible.module_utils.testing import patch_module_args
 
+from ansible_collections.baton.deploy.plugins.module_utils import process_managers
 from ansible_collections.baton.deploy.plugins.module_utils.readiness import ReadinessResult
 from ansible_collections.baton.deploy.plugins.modules import wait_ready
+from ansible_collections.baton.deploy.tests.unit.plugins.fake_supervisord import FakeSupervisord, info
 
 
 class StatusServer:
@@ -244,14 +246,15 @@ def test_exited_process_fails_at_once_with_exit_status_and_log_tail(closed_url, 
 
     def run_command(self, argv, **kwargs):
         calls.append(list(argv))
-        if argv[:2] == ['supervisorctl', 'status']:
-            return 3, 'baton-shop-2   BACKOFF   Exited too quickly (process log may have details)\n', ''
         if argv[-1] == '/var/log/supervisor/supervisord.log':
             return 0, '2026-11-30 21:05:00,200 WARN exited: baton-shop-2 (exit status 3; not expected)\n', ''
         assert argv == ['tail', '-c', '16000', '/var/log/baton/shop-2.log']
         return 0, 'starting\ndemo_app: exiting at start with status 3 (EXIT_AT_START)\n', ''
 
     monkeypatch.setattr(wait_ready.AnsibleModule, 'run_command', run_command)
+    supervisord = FakeSupervisord(getProcessInfo=info('BACKOFF', description='Exited too quickly (process log may have '
+                                                                             'details)'))
+    monkeypatch.setattr(process_managers, 'SupervisordRPC', lambda: supervisord)
     code, result = run_module({'url': closed_url, 'timeout': 60, 'process_manager': 'supervisor',
                                'unit': 'baton-shop-2', 'log_lines': 1}, capsys)
 
@@ -263,7 +266,8 @@ def test_exited_process_fails_at_once_with_exit_status_and_log_tail(closed_url, 
         '%s was not ready: the process of baton-shop-2 exited with status 3 (crash loop; BACKOFF Exited too quickly '
         '(process log may have details)), %gs after polling started (0 attempts). Last line of its log:\n'
         'demo_app: exiting at start with status 3 (EXIT_AT_START)' % (closed_url, result['elapsed']))
-    assert calls[0] == ['supervisorctl', 'status', 'baton-shop-2']
+    assert supervisord.calls[0] == ('getProcessInfo', 'baton-shop-2')
+    assert calls[0] == ['tail', '-c', '16000', '/var/log/supervisor/supervisord.log']  # no supervisorctl run
 
 
 def test_process_manager_needs_a_unit(server, capsys):
