@@ -498,7 +498,10 @@ def test_release_whose_process_dies_fails_fast(hosts, tmp_path, case):
         # The ready step's event: when the wait started (host clock), how long until it saw the exit.
         [ready] = [event for event in rotated[0]["events"] if event["step"] == "ready"]
         assert not ready["ok"] and f"exited with status {status}" in ready["detail"], ready
-        assert [event["step"] for event in rotated[0]["events"]][-1] == "stop-next", rotated[0]["events"]
+        # The next slot stopped, then the rotation's own run released the deploy lock (no load balancer,
+        # no after-flip hook here).
+        assert [(e["step"], e["ok"]) for e in rotated[0]["events"]][-2:] == [("stop-next", True), ("unlock", True)], \
+            rotated[0]["events"]
         message = results[-1]["msg"]
         assert message.startswith(f"Release bad-{case} on slot {nxt} did not become ready: the process of")
         assert f"exited with status {status}" in message
