@@ -456,9 +456,9 @@ class Supervisor(ProcessManager):
             if fault.faultCode == kwargs.get('tolerate'):
                 return None
             if fault.faultCode == self.BAD_NAME and args:
+                settings = os.path.join(self.conf_dir, args[0] + '.conf')
                 raise ProcessManagerError('supervisord has no program %s (its settings are %s): set the host up '
-                                          'first (playbooks/deploy.yml)' % (args[0], os.path.join(self.conf_dir,
-                                                                                               args[0] + '.conf')))
+                                          'first (playbooks/deploy.yml)' % (args[0], settings))
             raise ProcessManagerError('supervisord refused to %s %s (%s, fault %d: %s)'
                                       % (action, args[0] if args else 'its programs', method, fault.faultCode,
                                          fault.faultString))

@@ -8,7 +8,6 @@ of test_process_control.py stand for. Runs as any user; each test takes a few se
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
