@@ -448,12 +448,12 @@ class Supervisor(ProcessManager):
         if unit in added or unit in changed:
             self._call('update', 'addProcessGroup', unit)
 
-    def _call(self, action, method, *args, **kwargs):
+    def _call(self, action, method, *args, tolerate=None):
         """``rpc.call(method, *args)``; a fault other than ``tolerate`` is raised as ProcessManagerError."""
         try:
             return self.rpc.call(method, *args)
         except xmlrpc.client.Fault as fault:
-            if fault.faultCode == kwargs.get('tolerate'):
+            if fault.faultCode == tolerate:
                 return None
             if fault.faultCode == self.BAD_NAME and args:
                 settings = os.path.join(self.conf_dir, args[0] + '.conf')

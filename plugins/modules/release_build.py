@@ -236,22 +236,19 @@ def main():
     try:
         if p['state'] == 'abandoned':
             result['changed'] = False if module.check_mode else abandon(p['root'], release)
-        elif p['state'] in ('staged', 'built'):
-            account = Account.lookup(p['user'])
-            result.update(stage(p['root'], release, account, create=p['create'], check_mode=module.check_mode))
-            if p['archive'] and not result['built'] and not module.check_mode:
-                try:
-                    result['files'] = unpack(staging, p['archive'], account)
-                except BuildError:
-                    abandon(p['root'], release)
-                    raise
-            if p['state'] == 'built' and not result['built']:
-                result.update(finish(p['root'], release, account, shared_paths=p['shared_paths'],
-                                     build_command=p['build_command'], runner=runner, check_mode=module.check_mode))
         else:
             account = Account.lookup(p['user'])
-            result.update(finish(p['root'], release, account, shared_paths=p['shared_paths'],
-                                 build_command=p['build_command'], runner=runner, check_mode=module.check_mode))
+            if p['state'] in ('staged', 'built'):
+                result.update(stage(p['root'], release, account, create=p['create'], check_mode=module.check_mode))
+                if p['archive'] and not result['built'] and not module.check_mode:
+                    try:
+                        result['files'] = unpack(staging, p['archive'], account)
+                    except BuildError:
+                        abandon(p['root'], release)
+                        raise
+            if p['state'] in ('built', 'finished') and not result['built']:
+                result.update(finish(p['root'], release, account, shared_paths=p['shared_paths'],
+                                     build_command=p['build_command'], runner=runner, check_mode=module.check_mode))
     except BuildError as exc:
         after = NOTHING_LIVE if p['state'] in ('finished', 'built') else 'Nothing was changed on the host.'
         module.fail_json(msg="Building release %s failed at '%s': %s. %s" % (release, exc.step, exc.detail, after),
