@@ -12,7 +12,8 @@
 #   make fleet-figures  the fleet scenario with its fleet-vs-one-host timings (not in CI), printed at the end
 #   make bench    bootstrap (CI's toolchain only) + requirements-bench.txt, then the zero-drop benchmark (tests/bench/bench.py);
 #                 quick: make bench BENCH_DEPLOYS=3 BENCH_COMBOS=systemd+nginx BENCH_BASELINES=classic
-#                 over HTTPS: make bench BENCH_TLS=1; with N workers opening a new connection per request: BENCH_FRESH=N
+#                 over HTTPS: make bench BENCH_TLS=1; with N workers opening a new connection per request: BENCH_FRESH=N;
+#                 runs of Ansible's floor (tests/bench/floor.yml) after each combination: BENCH_FLOOR=N (default 3, 0: none)
 #   make clean    remove caches and test output (keeps .venv and the version matrix's .cache/venvs)
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
@@ -82,6 +83,7 @@ BENCH_COMBOS ?= systemd+nginx,systemd+caddy,supervisor+nginx,supervisor+caddy,sy
 BENCH_BASELINES ?= naive,classic,reuseport
 BENCH_TLS ?= 0
 BENCH_FRESH ?= 0
+BENCH_FLOOR ?= 3
 bench: bootstrap-toolchain
 	stamp=$(VENV)/.requirements-bench.sha256
 	want=$$(sha256sum requirements-bench.txt)
@@ -90,7 +92,7 @@ bench: bootstrap-toolchain
 		echo "$$want" >$$stamp
 	fi
 	$(VENV)/bin/python tests/bench/bench.py --deploys $(BENCH_DEPLOYS) --combos $(BENCH_COMBOS) \
-		--baselines "$(BENCH_BASELINES)" --fresh-workers $(BENCH_FRESH) $(if $(filter-out 0,$(BENCH_TLS)),--tls)
+		--baselines "$(BENCH_BASELINES)" --fresh-workers $(BENCH_FRESH) --floor $(BENCH_FLOOR) $(if $(filter-out 0,$(BENCH_TLS)),--tls)
 
 clean:
 	find .cache -mindepth 1 -maxdepth 1 ! -name venvs -exec rm -rf {} + 2>/dev/null || true

@@ -150,6 +150,18 @@ class BatonDeploy:
             result["timing"] = json.loads(timing.read_text())
         return result
 
+    def floor(self) -> dict:
+        """One run of tests/bench/floor.yml on the host: ansible-playbook with the same inventory, connection
+        settings and callback as a deploy, and 3 module runs that do nothing (Ansible's own cost)."""
+        timing = self.logs / f"floor-{time.monotonic_ns()}.timing.json"
+        started = time.monotonic()
+        with open(self.logs / "floor.log", "a", encoding="utf-8") as out:
+            rc = subprocess.call([self.cmd[0], *self.cmd[1:3], str(BENCH / "floor.yml"), "--limit", self.host],
+                                 stdout=out, stderr=subprocess.STDOUT, env=dict(self.env, BATON_BENCH_TIMING=str(timing)))
+        ended = time.monotonic()
+        runs = json.loads(timing.read_text())["remote_runs"] if timing.exists() else None
+        return {"rc": rc, "t0": started, "t1": ended, "wall_s": round(ended - started, 2), "remote_runs": runs}
+
 
 def parse_summary(line: str) -> dict | None:
     """The figures of a rotation's summary line (None without all of ready, drain and rotation)."""
@@ -257,12 +269,14 @@ def declared_ready(deploy: dict) -> float | None:
     return step["started"] + step["seconds"] - (time.time() - time.monotonic())
 
 
-def analyse(load: Load, deploys: list[dict], origin: float, end: float) -> dict:
+def analyse(load: Load, deploys: list[dict], origin: float, end: float,
+            other_busy: list[tuple[float, float]] = ()) -> dict:
     """Counts and latencies of one scenario. A request is "during a deploy" when it starts in a
     rotation window (first to last event of a deploy, widened by WINDOW_BEFORE/AFTER) and
-    "steady" when it starts while no deploy runs at all (the settle time between deploys)."""
+    "steady" when it starts while no deploy runs at all (the settle time between deploys), nor
+    anything else of the benchmark's (other_busy: the runs of Ansible's floor)."""
     timeline = Timeline(load.samples, load.transitions)
-    windows, busy = [], []
+    windows, busy = [], list(other_busy)
     for i, deploy in enumerate(deploys):
         t_next = deploys[i + 1]["t0"] if i + 1 < len(deploys) else end
         previous = deploys[i - 1]["release"] if i else "r0"
@@ -279,6 +293,7 @@ def analyse(load: Load, deploys: list[dict], origin: float, end: float) -> dict:
         if "summary" in deploy:
             deploy["overhead_s"] = rounded(deploy["wall_s"] - deploy["summary"]["ready"] - deploy["summary"]["drain"], 2)
 
+    busy.sort()  # deploys in order, then the floor's runs after them
     samples = timeline.samples
     codes = Counter(str(s[3]) for s in samples)
     ok = sum(n for code, n in codes.items() if code.startswith("2"))
@@ -371,7 +386,8 @@ def make_certificate(out: Path) -> dict:
 
 def run_scenario(name: str, deploy, addr: str, args: argparse.Namespace, out: Path, origin: float,
                  tls: dict | None = None, port: int = PROXY_PORT) -> dict:
-    """Deploy args.deploys times under load on port; over HTTPS (SNI TLS_NAME, chain verified) with tls."""
+    """Deploy args.deploys times under load on port; over HTTPS (SNI TLS_NAME, chain verified) with tls.
+    Then, for Baton, args.floor runs of Ansible's floor (BatonDeploy.floor) under the same load."""
     https = {}
     if tls:
         https = {"vhost": TLS_NAME, "tls": ssl.create_default_context(cafile=tls["cert"])}
@@ -379,7 +395,7 @@ def run_scenario(name: str, deploy, addr: str, args: argparse.Namespace, out: Pa
                 slow_workers=args.slow_workers, slow_ms=args.slow_ms, fresh_workers=args.fresh_workers,
                 fresh_rate=args.fresh_rate, **https)
     load.start()
-    deploys = []
+    deploys, floors = [], []
     try:
         time.sleep(args.settle)
         for i in range(1, args.deploys + 1):
@@ -395,10 +411,19 @@ def run_scenario(name: str, deploy, addr: str, args: argparse.Namespace, out: Pa
             if result["rc"]:
                 break
             time.sleep(args.settle)
+        for i in range(1, (args.floor if hasattr(deploy, "floor") else 0) + 1):
+            floors.append(deploy.floor())
+            log(f"  {name}: Ansible's floor {i}/{args.floor}: rc={floors[-1]['rc']} {floors[-1]['wall_s']} s, "
+                f"{floors[-1]['remote_runs']} module runs")
+            time.sleep(args.settle)
     finally:
         load.stop()
     end = time.monotonic()
-    summary = analyse(load, deploys, origin, end)
+    summary = analyse(load, deploys, origin, end, [(f["t0"], f["t1"]) for f in floors])
+    good = [f for f in floors if f["rc"] == 0]
+    if good:
+        summary["floor_s"] = {**spread([f["wall_s"] for f in good], 2), "runs": len(good),
+                              "remote_runs": good[0]["remote_runs"]}
     slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
     with gzip.open(out / f"samples-{slug}.csv.gz", "wt", newline="") as f:
         writer = csv.writer(f)
@@ -538,6 +563,11 @@ def target_checks(s: dict, classic_wall: float | None = None) -> list[str]:
             continue
         ok = value is not None and (value == TARGETS[target] if target == "ok_pct" else value <= TARGETS[target])
         checks.append(f"{label} {fmt(value)} {unit} ({'meets' if ok else 'MISSES'})")
+    floor = s.get("floor_s")
+    if floor:
+        checks.append(f"Ansible's floor median {floor['median']} s ({floor['remote_runs']} module runs that do nothing, "
+                      "same host, same load; the overhead above it: "
+                      f"{fmt(rounded(s['overhead_s']['median'] - floor['median'], 2) if s['overhead_s']['median'] is not None else None)} s)")
     return checks
 
 
@@ -573,6 +603,9 @@ def main(argv: list[str]) -> int:
     p.add_argument("--fresh-rate", type=float, default=20.0, help="requests/s of each fresh worker")
     p.add_argument("--warmup", type=float, default=5.0, help="WARMUP_SECONDS of the demo app")
     p.add_argument("--settle", type=float, default=3.0, help="seconds of steady load before and between deploys")
+    p.add_argument("--floor", type=int, default=int(os.environ.get("BENCH_FLOOR", 3)),
+                   help="runs of tests/bench/floor.yml after each Baton combination's deploys, under the same load: "
+                        "Ansible's own cost of a deploy's 3 module runs (0: none)")
     p.add_argument("--lab", default="bench", help="lab name (tests/lab/baton_lab.py)")
     p.add_argument("--out", type=Path, default=REPO / "bench-results")
     p.add_argument("--tls", action="store_true", default=False,
