@@ -4,6 +4,7 @@
 """Long-lived clients of a site through its proxy, for the scenarios' WebSocket and SSE tests."""
 from __future__ import annotations
 
+import asyncio
 import collections
 import http.client
 import json
@@ -81,24 +82,36 @@ class LongClient(threading.Thread):
         return f"LongClient({self.kind} {self.vhost}: {self.sessions}; stuck: {self.stuck})"
 
     def websocket(self) -> None:
+        asyncio.run(self._websocket())
+
+    async def _websocket(self) -> None:
+        """One WebSocket session on websockets' asyncio client: one thread (this one's event loop) reads
+        and writes the connection. websockets' sync client reads in a thread of its own while the caller
+        writes, and over TLS that puts two threads in one OpenSSL connection at once, which OpenSSL does
+        not allow (openssl/openssl#8977): now and then a request was reported written but never sent, so
+        the proxy waited 60 s for its headers (reproduced and captured on a lab host, docs/sites.md)."""
+        from websockets.asyncio.client import connect
         from websockets.exceptions import ConnectionClosed
-        from websockets.sync.client import connect
 
         # wss:// wraps the socket in TLS with the URI's host (vhost) as server name.
         scheme, tls = ("wss", {"ssl": self.tls}) if self.tls else ("ws", {})
         self.phase = "ws: TCP connect"
         sock = socket.create_connection((self.addr, self.port), timeout=5)
+        sock.setblocking(False)
         self.phase = "ws: TLS and upgrade" if self.tls else "ws: upgrade"
-        with connect(f"{scheme}://{self.vhost}/ws", sock=sock, open_timeout=5, logger=self.logger, **tls) as ws:
+        async with connect(f"{scheme}://{self.vhost}/ws", sock=sock, open_timeout=5, logger=self.logger, **tls) as ws:
             self.phase = "ws: first message"
-            ws.send("hello")
-            session = [json.loads(ws.recv(timeout=5))["release"], time.monotonic(), None, None]
+            await ws.send("hello")
+            session = [json.loads(await asyncio.wait_for(ws.recv(), 5))["release"], time.monotonic(), None, None]
             self.sessions.append(session)
             self.phase = "ws: open"
             try:
-                while not self.stopping.wait(0.2):
-                    ws.send("ping")
-                    assert json.loads(ws.recv(timeout=5))["release"] == session[0]
+                while True:
+                    await asyncio.sleep(0.2)
+                    if self.stopping.is_set():
+                        break
+                    await ws.send("ping")
+                    assert json.loads(await asyncio.wait_for(ws.recv(), 5))["release"] == session[0]
                 session[2:] = [time.monotonic(), "stopped by the test"]
             except ConnectionClosed:
                 session[2:] = [time.monotonic(), f"closed {ws.close_code}"]

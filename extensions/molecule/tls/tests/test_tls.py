@@ -282,15 +282,15 @@ def test_each_app_deploys_and_rolls_back_while_the_other_is_loaded(proxy_host, p
         for client in group:
             # Each rotation of the app ends its connection as the old slot stops (another app's
             # rotation never does), and the client reconnects at once to the release now live: its
-            # next session opens within 1 s, whether or not an attempt failed in between (one did
-            # once, 8 ms after the 1001: the open question of docs/sites.md, "Long connections").
+            # next session opens within 1 s, at its first attempt (a failed attempt was the test
+            # client's own TLS threading, fixed in long_clients.py: docs/sites.md, "Long connections").
             opened = client.opened()
             assert len(opened) == rotations + 1, (app, client)
             *ended, last = opened
             assert all(s[3] in ("closed 1001", "end of stream") for s in ended), (app, client)
             assert last[0] == after[app] and last[3] == "stopped by the test", (app, client)
             assert all(b[1] - a[2] < 1.0 for a, b in zip(opened, opened[1:])), client
-            assert len(client.failed_attempts()) <= rotations, client
+            assert not client.failed_attempts(), client
 
 
 def test_maintenance_over_https_of_one_app_leaves_the_other(proxy_host, pebble_root):
