@@ -121,8 +121,9 @@ class BatonDeploy:
             ANSIBLE_CALLBACKS_ENABLED="bench_timer")
         # BIND=0.0.0.0 lets the benchmark's probe reach the slot ports from outside the host.
         app_env = {"WARMUP_SECONDS": str(warmup), "BIND": "0.0.0.0"}
-        self.cmd = [shutil.which("ansible-playbook") or "ansible-playbook", "-i", str(LAB_STATE / lab / "inventory.yml"),
-                    str(REPO / "playbooks/deploy.yml"), "--limit", host, "-e", "baton_app=demo",
+        # ansible-playbook on the lab's inventory: a deploy and Ansible's floor (floor()) alike.
+        self.playbook = [shutil.which("ansible-playbook") or "ansible-playbook", "-i", str(LAB_STATE / lab / "inventory.yml")]
+        self.cmd = [*self.playbook, str(REPO / "playbooks/deploy.yml"), "--limit", host, "-e", "baton_app=demo",
                     "-e", f"baton_source={APP}", "-e", f"baton_process_manager={manager}",
                     "-e", f"baton_proxy={proxy}", "-e", json.dumps({"baton_env": app_env})]
         if proxy == "none":
@@ -156,7 +157,7 @@ class BatonDeploy:
         timing = self.logs / f"floor-{time.monotonic_ns()}.timing.json"
         started = time.monotonic()
         with open(self.logs / "floor.log", "a", encoding="utf-8") as out:
-            rc = subprocess.call([self.cmd[0], *self.cmd[1:3], str(BENCH / "floor.yml"), "--limit", self.host],
+            rc = subprocess.call([*self.playbook, str(BENCH / "floor.yml"), "--limit", self.host],
                                  stdout=out, stderr=subprocess.STDOUT, env=dict(self.env, BATON_BENCH_TIMING=str(timing)))
         ended = time.monotonic()
         runs = json.loads(timing.read_text())["remote_runs"] if timing.exists() else None
@@ -563,11 +564,11 @@ def target_checks(s: dict, classic_wall: float | None = None) -> list[str]:
             continue
         ok = value is not None and (value == TARGETS[target] if target == "ok_pct" else value <= TARGETS[target])
         checks.append(f"{label} {fmt(value)} {unit} ({'meets' if ok else 'MISSES'})")
-    floor = s.get("floor_s")
+    floor, overhead = s.get("floor_s"), s["overhead_s"]["median"]
     if floor:
+        above = None if overhead is None else rounded(overhead - floor["median"], 2)
         checks.append(f"Ansible's floor median {floor['median']} s ({floor['remote_runs']} module runs that do nothing, "
-                      "same host, same load; the overhead above it: "
-                      f"{fmt(rounded(s['overhead_s']['median'] - floor['median'], 2) if s['overhead_s']['median'] is not None else None)} s)")
+                      f"same host, same load; the overhead above it: {fmt(above)} s)")
     return checks
 
 
